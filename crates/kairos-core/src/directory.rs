@@ -1,0 +1,71 @@
+//! The people and businesses whose time Kairos books, as plain data with the JSON shape the
+//! API returns.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::availability::{DailyLimit, Rules};
+use crate::schedule::{DateOverrides, Schedule, WorkingHours};
+use crate::zone::Zone;
+
+/// A person whose calendars count: a host of businesses or a participant of bookings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub timezone: Zone,
+    pub working_hours: WorkingHours,
+    pub date_overrides: DateOverrides,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl User {
+    pub fn schedule(&self) -> Schedule {
+        Schedule::new(self.timezone.clone(), self.working_hours.clone(), self.date_overrides.clone())
+    }
+}
+
+/// Something bookable: its own hours and rules, and the hosts whose time it books.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Business {
+    pub id: String,
+    pub name: String,
+    pub timezone: Zone,
+    pub working_hours: WorkingHours,
+    pub date_overrides: DateOverrides,
+    pub buffer_before_minutes: u32,
+    pub buffer_after_minutes: u32,
+    pub minimum_notice_minutes: u32,
+    pub max_bookings_per_day: Option<u32>,
+    pub slot_step_minutes: Option<u32>,
+    pub price_amount: Option<i64>,
+    pub price_currency: Option<String>,
+    /// User ids, in the order hosts are offered.
+    pub hosts: Vec<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Business {
+    pub fn schedule(&self) -> Schedule {
+        Schedule::new(self.timezone.clone(), self.working_hours.clone(), self.date_overrides.clone())
+    }
+
+    /// True when bookings must be paid for before they are confirmed.
+    pub fn is_paid(&self) -> bool {
+        self.price_amount.is_some_and(|a| a > 0)
+    }
+
+    /// The business's rules, counting `booked_starts` against its daily cap.
+    pub fn rules<'a>(&'a self, booked_starts: &'a [Timestamp]) -> Rules<'a> {
+        Rules {
+            buffer_before: SignedDuration::from_mins(i64::from(self.buffer_before_minutes)),
+            buffer_after: SignedDuration::from_mins(i64::from(self.buffer_after_minutes)),
+            minimum_notice: SignedDuration::from_mins(i64::from(self.minimum_notice_minutes)),
+            step: self.slot_step_minutes.map(|m| SignedDuration::from_mins(i64::from(m))),
+            daily_limit: self.max_bookings_per_day.map(|max| DailyLimit { max, zone: &self.timezone, booked_starts }),
+        }
+    }
+}

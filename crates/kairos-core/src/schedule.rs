@@ -1,0 +1,372 @@
+//! Working schedules: weekly hours and date overrides in an owner's time zone, and their
+//! conversion into UTC intervals, one local day at a time, so DST days come out right.
+//!
+//! A local time that does not exist (inside a spring-forward gap) is resolved as RFC 5545
+//! §3.3.5 says: it moves forward by the gap's length (02:30 becomes 03:30 in New York on
+//! 2027-03-14); an ambiguous one (a fall-back fold) means its first occurrence. Slots are then
+//! generated from the resulting instants, never from wall-clock arithmetic.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::civil::{Date, Weekday};
+use jiff::{SignedDuration, Timestamp, ToSpan};
+use serde::de::{self, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::interval::{self, Interval};
+use crate::zone::Zone;
+
+/// A wall-clock time of day in minutes after midnight, `00:00` to `24:00` (the latter only as
+/// the end of a range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LocalTime(u16);
+
+impl LocalTime {
+    pub const MIDNIGHT: LocalTime = LocalTime(0);
+    pub const END_OF_DAY: LocalTime = LocalTime(24 * 60);
+
+    /// Parses `HH:MM` (24-hour clock); `24:00` is accepted.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "`{text}` is not a time of day: use HH:MM on the 24-hour clock, e.g. 09:00 or 17:30 (24:00 for the end of the day)"
+            )
+        };
+        let (h, m) = text.split_once(':').ok_or_else(bad)?;
+        if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if m > 59 || h > 24 || (h == 24 && m != 0) {
+            return Err(bad());
+        }
+        Ok(LocalTime(h * 60 + m))
+    }
+
+    pub fn minutes(self) -> u16 {
+        self.0
+    }
+}
+
+impl fmt::Display for LocalTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02}:{:02}", self.0 / 60, self.0 % 60)
+    }
+}
+
+/// One working range in a day. An `end` at or before `start` means the range runs past
+/// midnight into the next day (`22:00`–`02:00`); equal bounds are not allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    start: LocalTime,
+    end: LocalTime,
+}
+
+impl TimeRange {
+    pub fn new(start: LocalTime, end: LocalTime) -> Result<Self, String> {
+        if start == LocalTime::END_OF_DAY {
+            return Err("`start` cannot be 24:00: use 00:00 of the next day".to_string());
+        }
+        if start == end {
+            return Err(format!("the range {start}–{end} is empty: `end` must differ from `start`"));
+        }
+        Ok(Self { start, end })
+    }
+
+    pub fn start(&self) -> LocalTime {
+        self.start
+    }
+
+    pub fn end(&self) -> LocalTime {
+        self.end
+    }
+
+    /// True when the range runs into the next day.
+    pub fn crosses_midnight(&self) -> bool {
+        self.end < self.start
+    }
+}
+
+impl Serialize for TimeRange {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("start", &self.start.to_string())?;
+        map.serialize_entry("end", &self.end.to_string())?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            start: String,
+            end: String,
+        }
+        let raw = Raw::deserialize(d)?;
+        let start = LocalTime::parse(&raw.start).map_err(de::Error::custom)?;
+        let end = LocalTime::parse(&raw.end).map_err(de::Error::custom)?;
+        TimeRange::new(start, end).map_err(de::Error::custom)
+    }
+}
+
+const DAY_NAMES: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+
+/// Working ranges for each day of the week; a day with no ranges is closed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WorkingHours {
+    /// Indexed Monday (0) to Sunday (6).
+    days: [Vec<TimeRange>; 7],
+}
+
+impl WorkingHours {
+    /// Monday to Friday, 09:00–17:00: the default when none are given.
+    pub fn business_days_nine_to_five() -> Self {
+        let nine_to_five = TimeRange { start: LocalTime(9 * 60), end: LocalTime(17 * 60) };
+        let mut days: [Vec<TimeRange>; 7] = Default::default();
+        for day in days.iter_mut().take(5) {
+            day.push(nine_to_five);
+        }
+        Self { days }
+    }
+
+    /// Every day, all day.
+    pub fn always() -> Self {
+        let all = TimeRange { start: LocalTime::MIDNIGHT, end: LocalTime::END_OF_DAY };
+        Self { days: std::array::from_fn(|_| vec![all]) }
+    }
+
+    /// Sets the ranges of one day.
+    pub fn with_day(mut self, day: Weekday, ranges: Vec<TimeRange>) -> Self {
+        self.days[day.to_monday_zero_offset() as usize] = ranges;
+        self
+    }
+
+    pub fn day(&self, day: Weekday) -> &[TimeRange] {
+        &self.days[day.to_monday_zero_offset() as usize]
+    }
+}
+
+impl Serialize for WorkingHours {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(7))?;
+        for (name, ranges) in DAY_NAMES.iter().zip(&self.days) {
+            map.serialize_entry(name, ranges)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkingHours {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = WorkingHours;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object from lowercase day names (monday … sunday) to lists of {\"start\": \"HH:MM\", \"end\": \"HH:MM\"}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WorkingHours, A::Error> {
+                let mut hours = WorkingHours::default();
+                let mut seen = [false; 7];
+                while let Some(key) = map.next_key::<String>()? {
+                    let Some(index) = DAY_NAMES.iter().position(|d| *d == key) else {
+                        return Err(de::Error::custom(format!(
+                            "unknown day `{key}`: use lowercase English day names, monday to sunday"
+                        )));
+                    };
+                    if seen[index] {
+                        return Err(de::Error::custom(format!("`{key}` is given twice")));
+                    }
+                    seen[index] = true;
+                    hours.days[index] = map.next_value()?;
+                }
+                Ok(hours)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Days whose hours replace the weekly ones; an empty list closes the day.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct DateOverrides(BTreeMap<Date, Vec<TimeRange>>);
+
+impl DateOverrides {
+    pub fn insert(&mut self, date: Date, ranges: Vec<TimeRange>) {
+        self.0.insert(date, ranges);
+    }
+
+    pub fn get(&self, date: Date) -> Option<&[TimeRange]> {
+        self.0.get(&date).map(Vec::as_slice)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de> Deserialize<'de> for DateOverrides {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = DateOverrides;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object from dates (YYYY-MM-DD) to lists of {\"start\", \"end\"} ranges")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DateOverrides, A::Error> {
+                let mut out = DateOverrides::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    let date: Date = parse_date(&key).map_err(de::Error::custom)?;
+                    let ranges: Vec<TimeRange> = map.next_value()?;
+                    if out.0.insert(date, ranges).is_some() {
+                        return Err(de::Error::custom(format!("the date {key} is given twice")));
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Parses a calendar date written `YYYY-MM-DD`.
+pub fn parse_date(text: &str) -> Result<Date, String> {
+    let ok_shape = text.len() == 10 && text.as_bytes()[4] == b'-' && text.as_bytes()[7] == b'-';
+    match text.parse::<Date>() {
+        Ok(date) if ok_shape => Ok(date),
+        _ => Err(format!("`{text}` is not a date: write it as YYYY-MM-DD, e.g. 2026-12-24")),
+    }
+}
+
+/// When someone (or a business) works: weekly hours and overrides, in their own zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub zone: Zone,
+    pub hours: WorkingHours,
+    pub overrides: DateOverrides,
+}
+
+impl Schedule {
+    pub fn new(zone: Zone, hours: WorkingHours, overrides: DateOverrides) -> Self {
+        Self { zone, hours, overrides }
+    }
+
+    /// The working time of every local day that touches `span`, as sorted, disjoint UTC
+    /// intervals. Intervals are not clipped to `span`: their starts anchor the slot grid.
+    pub fn working_intervals(&self, span: Interval) -> Vec<Interval> {
+        let tz = self.zone.tz();
+        let first = span.start().to_zoned(tz.clone()).date().yesterday().unwrap_or(jiff::civil::Date::MIN);
+        let last = span.end().to_zoned(tz.clone()).date();
+        let mut out = Vec::new();
+        let mut day = first;
+        while day <= last {
+            let ranges = self.overrides.get(day).unwrap_or_else(|| self.hours.day(day.weekday()));
+            for range in ranges {
+                let end_day = if range.end <= range.start { day.tomorrow().ok() } else { Some(day) };
+                let (Some(start), Some(end)) =
+                    (instant(tz, day, range.start), end_day.and_then(|d| instant(tz, d, range.end)))
+                else {
+                    continue;
+                };
+                if let Ok(iv) = Interval::new(start, end)
+                    && iv.overlaps(&span)
+                {
+                    out.push(iv);
+                }
+            }
+            match day.tomorrow() {
+                Ok(next) => day = next,
+                Err(_) => break,
+            }
+        }
+        interval::merge(out)
+    }
+}
+
+/// The instant at which local `time` on `day` happens in `tz` (`24:00` is the next midnight).
+fn instant(tz: &jiff::tz::TimeZone, day: Date, time: LocalTime) -> Option<Timestamp> {
+    let midnight = day.to_datetime(jiff::civil::Time::midnight());
+    let local = midnight.checked_add((time.0 as i64).minutes()).ok()?;
+    tz.to_ambiguous_timestamp(local).compatible().ok()
+}
+
+/// Whole minutes as a signed duration.
+pub fn minutes(n: i64) -> SignedDuration {
+    SignedDuration::from_mins(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iv(a: &str, b: &str) -> Interval {
+        Interval::new(a.parse().unwrap(), b.parse().unwrap()).unwrap()
+    }
+
+    fn schedule(zone: &str, json: &str) -> Schedule {
+        Schedule::new(Zone::parse(zone).unwrap(), serde_json::from_str(json).unwrap(), DateOverrides::default())
+    }
+
+    #[test]
+    fn local_times_parse_strictly() {
+        assert_eq!(LocalTime::parse("09:30").unwrap().minutes(), 570);
+        assert_eq!(LocalTime::parse("24:00").unwrap(), LocalTime::END_OF_DAY);
+        for bad in ["9:30", "24:01", "12:60", "noon", "12-00", "1200", "+1:00"] {
+            assert!(LocalTime::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn working_hours_reject_unknown_days_and_empty_ranges() {
+        assert!(serde_json::from_str::<WorkingHours>(r#"{"mon": []}"#).is_err());
+        assert!(serde_json::from_str::<WorkingHours>(r#"{"monday": [{"start": "09:00", "end": "09:00"}]}"#).is_err());
+        let hours: WorkingHours = serde_json::from_str(r#"{"friday": [{"start": "22:00", "end": "02:00"}]}"#).unwrap();
+        assert!(hours.day(Weekday::Friday)[0].crosses_midnight());
+    }
+
+    #[test]
+    fn a_spring_forward_day_is_an_hour_shorter_in_utc() {
+        let s = schedule("America/New_York", r#"{"sunday": [{"start": "00:00", "end": "24:00"}]}"#);
+        let got = s.working_intervals(iv("2027-03-14T12:00:00Z", "2027-03-14T13:00:00Z"));
+        assert_eq!(got, vec![iv("2027-03-14T05:00:00Z", "2027-03-15T04:00:00Z")]);
+        assert_eq!(got[0].duration(), SignedDuration::from_hours(23));
+    }
+
+    #[test]
+    fn a_range_starting_inside_the_gap_starts_when_the_clock_resumes() {
+        let s = schedule("America/New_York", r#"{"sunday": [{"start": "02:30", "end": "04:00"}]}"#);
+        let got = s.working_intervals(iv("2027-03-14T00:00:00Z", "2027-03-15T00:00:00Z"));
+        // 02:30 does not exist; it is read as 03:30 EDT (07:30Z). 04:00 EDT is 08:00Z.
+        assert_eq!(got, vec![iv("2027-03-14T07:30:00Z", "2027-03-14T08:00:00Z")]);
+    }
+
+    #[test]
+    fn a_range_past_midnight_ends_the_next_day() {
+        let s = schedule("Europe/Berlin", r#"{"friday": [{"start": "22:00", "end": "02:00"}]}"#);
+        let got = s.working_intervals(iv("2026-05-01T00:00:00Z", "2026-05-03T00:00:00Z"));
+        assert_eq!(got, vec![iv("2026-05-01T20:00:00Z", "2026-05-02T00:00:00Z")]);
+    }
+
+    #[test]
+    fn an_override_replaces_the_weekly_hours_and_an_empty_one_closes_the_day() {
+        let mut s = schedule(
+            "UTC",
+            r#"{"thursday": [{"start": "09:00", "end": "17:00"}], "friday": [{"start": "09:00", "end": "17:00"}]}"#,
+        );
+        s.overrides
+            .insert("2026-12-24".parse().unwrap(), vec![TimeRange::new(LocalTime(540), LocalTime(720)).unwrap()]);
+        s.overrides.insert("2026-12-25".parse().unwrap(), vec![]);
+        let got = s.working_intervals(iv("2026-12-24T00:00:00Z", "2026-12-26T00:00:00Z"));
+        assert_eq!(got, vec![iv("2026-12-24T09:00:00Z", "2026-12-24T12:00:00Z")]);
+    }
+
+    #[test]
+    fn dates_must_be_written_in_full() {
+        assert!(parse_date("2026-12-24").is_ok());
+        assert!(parse_date("2026-2-4").is_err());
+        assert!(parse_date("2026-02-30").is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! The records the store reads and writes, beyond the domain types of `kairos-core`.
+
+use jiff::Timestamp;
+use kairos_core::availability::Mode as SearchMode;
+use kairos_core::{BookingStatus, Interval};
+use serde::{Deserialize, Serialize};
+
+/// Test or live data: separate worlds within one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Test,
+    Live,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Test => "test",
+            Mode::Live => "live",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Mode> {
+        match text {
+            "test" => Some(Mode::Test),
+            "live" => Some(Mode::Live),
+            _ => None,
+        }
+    }
+}
+
+/// Whose data a request may see: one account, one mode.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tenant {
+    pub account_id: String,
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+/// A page request: at most `limit` items after `cursor` (an id; newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self { limit: 20, cursor: None }
+    }
+}
+
+/// One page of a list and the cursor of the next (`None` at the end).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows fetched in order; `id` gives the cursor.
+    pub fn from_rows(mut rows: Vec<T>, limit: usize, id: impl Fn(&T) -> &str) -> Self {
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|r| id(r).to_string())
+        } else {
+            None
+        };
+        Self { data: rows, next_cursor }
+    }
+}
+
+/// A way to name a user: by id (`usr_…`) or by email (`user:alice@example.com`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserRef {
+    Id(String),
+    Email(String),
+}
+
+/// Who a search or booking involves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Who {
+    pub business_id: Option<String>,
+    pub participants: Vec<UserRef>,
+    /// A booking whose own time is ignored (when rescheduling it).
+    pub ignore_booking: Option<String>,
+    /// When true the business contributes its hours and rules but not its hosts: only the
+    /// named participants count (rescheduling a booking keeps the people it already holds).
+    pub named_only: bool,
+}
+
+/// Why a [`Who`] could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartyError {
+    UnknownBusiness,
+    /// The participant at this index does not exist.
+    UnknownParticipant(usize),
+    /// Neither a business nor participants were named.
+    Nobody,
+}
+
+/// A refusal to book, with the person in the way when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: kairos_core::Unavailable,
+    /// Email of the member concerned (`None` for the business itself or a general rule).
+    pub who: Option<String>,
+}
+
+/// Busy time to record on a user's calendar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBusyBlock {
+    pub interval: Interval,
+    /// Where it came from (a calendar id, `manual`, …).
+    pub source: String,
+}
+
+/// A booking to make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewBooking {
+    pub who: Who,
+    /// `Any` books the first free member only; `Collective` books everyone.
+    pub mode: SearchMode,
+    pub interval: Interval,
+    pub customer_name: Option<String>,
+    pub customer_email: Option<String>,
+    pub title: Option<String>,
+    pub notes: Option<String>,
+    pub description: Option<String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The JSON envelope of a webhook event, fields in the contract's order:
+/// `{"id", "type", "created_at", "data"}`. These exact bytes are stored and delivered.
+pub fn event_envelope(id: &str, event_type: &str, created_at: Timestamp, data: &impl Serialize) -> String {
+    #[derive(Serialize)]
+    struct Envelope<'a, T: Serialize> {
+        id: &'a str,
+        #[serde(rename = "type")]
+        event_type: &'a str,
+        created_at: Timestamp,
+        data: &'a T,
+    }
+    // Serializing plain data with string keys cannot fail.
+    serde_json::to_string(&Envelope { id, event_type, created_at, data }).unwrap_or_default()
+}
+
+/// The `data` of a booking event: `{"booking": {...}}`.
+#[derive(Debug, Serialize)]
+pub struct BookingEventData<'a> {
+    pub booking: &'a kairos_core::Booking,
+}
+
+/// Filters for listing bookings. `from`/`to` select bookings overlapping that range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BookingFilter {
+    pub business_id: Option<String>,
+    pub status: Option<BookingStatus>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub customer_email: Option<String>,
+}
+
+/// A recorded webhook event: the exact envelope bytes that will be delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub created_at: Timestamp,
+}
+
+/// A response kept for an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// The outcome of claiming an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// The caller owns the key and must complete or release it.
+    Claimed,
+    /// The first request finished; replay its response.
+    Completed(StoredResponse),
+    /// The key was used with a different request.
+    Mismatch,
+    /// Another request with this key is still running.
+    InProgress,
+}
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+/// How long a claim may stay unfinished before another request may take it over (its owner
+/// crashed).
+pub const IDEMPOTENCY_LEASE: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+/// How long a payment hold lasts.
+pub const PAYMENT_HOLD: jiff::SignedDuration = jiff::SignedDuration::from_mins(30);
