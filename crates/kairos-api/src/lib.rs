@@ -1,1 +1,165 @@
-//! placeholder
+//! Kairos's HTTP edge: the axum router, API key auth, idempotency, errors in the contract's
+//! shape, request metrics, and the OpenAPI document generated from the handlers themselves.
+//!
+//! A request flows: request id → trace span → route match → metrics → (under `/v1`) auth →
+//! idempotency (POST) → handler → store. Handlers are thin: extract, call one function, map.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod observability;
+pub mod routes;
+pub mod wire;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use kairos_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use clock::Clock;
+use error::ApiError;
+use routes::{availability, bookings, businesses, health, users};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Clock,
+    pub prometheus: PrometheusHandle,
+    openapi_json: Arc<String>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
+        Self { store, clock, prometheus: observability::prometheus(), openapi_json: Arc::new(openapi_json()) }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Kairos API",
+        version = "1.0.0",
+        description = "Self-hostable scheduling infrastructure: find open times across people and time zones, book them \
+            without double booking, and hear about every change through signed webhooks. Authenticate with \
+            `Authorization: Bearer sk_test_…`. Errors are `{\"error\": {\"type\", \"code\", \"message\", \"param\"}}`."
+    ),
+    modifiers(&BearerAuth),
+    security(("api_key" = [])),
+    tags(
+        (name = "users", description = "People whose time counts"),
+        (name = "businesses", description = "Bookable things: hours, rules, hosts"),
+        (name = "availability", description = "Open slots and free/busy"),
+        (name = "bookings", description = "Bookings in either request shape"),
+        (name = "system", description = "Health, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("sk_test_… or sk_live_…").build(),
+            ),
+        );
+    }
+}
+
+/// The `/v1` routes that need a key, with their OpenAPI paths.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(users::create, users::list))
+        .routes(routes!(users::get, users::update, users::delete))
+        .routes(routes!(businesses::create, businesses::list))
+        .routes(routes!(businesses::get, businesses::update, businesses::delete))
+        .routes(routes!(availability::slots))
+        .routes(routes!(availability::free_busy))
+        .routes(routes!(bookings::create, bookings::list))
+        .routes(routes!(bookings::get))
+        .routes(routes!(bookings::reschedule))
+        .routes(routes!(bookings::cancel))
+}
+
+/// The routes anyone may call.
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+}
+
+/// The OpenAPI document of this server, as served at `/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = api_routes().split_for_parts();
+    let (_, public) = public_routes().split_for_parts();
+    doc.merge(public);
+    doc.paths.add_path_operation("/v1/openapi.json", vec![utoipa::openapi::HttpMethod::Get], {
+        utoipa::openapi::path::OperationBuilder::new()
+            .tag("system")
+            .summary(Some("This document"))
+            .security(utoipa::openapi::security::SecurityRequirement::default())
+            .response("200", utoipa::openapi::ResponseBuilder::new().description("OpenAPI 3.1 document"))
+            .build()
+    });
+    doc
+}
+
+/// The OpenAPI document as pretty JSON with a trailing newline (the committed file's form).
+pub fn openapi_json() -> String {
+    let mut text = openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_string());
+    text.push('\n');
+    text
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let (v1, _) = api_routes().split_for_parts();
+    let v1 = v1
+        .layer(from_fn_with_state(state.clone(), idempotency::layer))
+        .layer(from_fn_with_state(state.clone(), auth::authenticate));
+    let (public, _) = public_routes().split_for_parts();
+    Router::new()
+        .merge(v1)
+        .merge(public)
+        .route("/v1/openapi.json", axum::routing::get(serve_openapi))
+        .route_layer(from_fn(observability::track))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, observability::MakeUlid))
+}
+
+async fn serve_openapi(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], state.openapi_json.as_str().to_owned())
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    let mut e = ApiError::not_found("route", uri.path());
+    e.status = StatusCode::NOT_FOUND;
+    e.code = "route_not_found";
+    e.message = format!("No route matches `{}`; see /v1/openapi.json for the API.", uri.path());
+    e
+}

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a booking stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BookingStatus {
     Confirmed,
@@ -32,6 +33,7 @@ impl BookingStatus {
 
 /// A Kairos user whose time a booking holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Participant {
     pub id: String,
     pub email: String,
@@ -40,7 +42,9 @@ pub struct Participant {
 
 /// A booking.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Booking {
+    #[cfg_attr(feature = "openapi", schema(example = "bkg_01jd3k5v7w8x9y0z1a2b3c4d5e"))]
     pub id: String,
     pub status: BookingStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,6 +55,8 @@ pub struct Booking {
     pub title: String,
     pub notes: Option<String>,
     pub description: Option<String>,
+    /// Your own key–value data, returned as given.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub start_time: Timestamp,
     pub end_time: Timestamp,

@@ -10,12 +10,16 @@ use crate::zone::Zone;
 
 /// A person whose calendars count: a host of businesses or a participant of bookings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: String,
     pub email: String,
     pub name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "America/New_York"))]
     pub timezone: Zone,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schedule::doc::WorkingHours))]
     pub working_hours: WorkingHours,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schedule::doc::DateOverrides))]
     pub date_overrides: DateOverrides,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -29,11 +33,15 @@ impl User {
 
 /// Something bookable: its own hours and rules, and the hosts whose time it books.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Business {
     pub id: String,
     pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "America/New_York"))]
     pub timezone: Zone,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schedule::doc::WorkingHours))]
     pub working_hours: WorkingHours,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schedule::doc::DateOverrides))]
     pub date_overrides: DateOverrides,
     pub buffer_before_minutes: u32,
     pub buffer_after_minutes: u32,

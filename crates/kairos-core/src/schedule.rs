@@ -232,6 +232,40 @@ impl<'de> Deserialize<'de> for DateOverrides {
     }
 }
 
+/// OpenAPI schemas for the hand-written JSON shapes above.
+#[cfg(feature = "openapi")]
+pub mod doc {
+    use std::collections::BTreeMap;
+
+    /// A working range; `end` at or before `start` runs past midnight; `24:00` ends the day.
+    #[derive(utoipa::ToSchema)]
+    #[schema(as = TimeRange)]
+    pub struct TimeRange {
+        #[schema(example = "09:00", pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+        pub start: String,
+        #[schema(example = "17:00", pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
+        pub end: String,
+    }
+
+    /// Weekly hours in the owner's time zone; a missing or empty day is closed.
+    #[derive(utoipa::ToSchema)]
+    #[schema(as = WorkingHours)]
+    pub struct WorkingHours {
+        pub monday: Option<Vec<TimeRange>>,
+        pub tuesday: Option<Vec<TimeRange>>,
+        pub wednesday: Option<Vec<TimeRange>>,
+        pub thursday: Option<Vec<TimeRange>>,
+        pub friday: Option<Vec<TimeRange>>,
+        pub saturday: Option<Vec<TimeRange>>,
+        pub sunday: Option<Vec<TimeRange>>,
+    }
+
+    /// Dates (`YYYY-MM-DD`) whose hours replace the weekly ones; `[]` closes the day.
+    #[derive(utoipa::ToSchema)]
+    #[schema(as = DateOverrides)]
+    pub struct DateOverrides(pub BTreeMap<String, Vec<TimeRange>>);
+}
+
 /// Parses a calendar date written `YYYY-MM-DD`.
 pub fn parse_date(text: &str) -> Result<Date, String> {
     let ok_shape = text.len() == 10 && text.as_bytes()[4] == b'-' && text.as_bytes()[7] == b'-';

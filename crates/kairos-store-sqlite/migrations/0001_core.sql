@@ -86,6 +86,10 @@ CREATE TABLE bookings (
     metadata             TEXT NOT NULL,
     start_at             INTEGER NOT NULL,
     end_at               INTEGER NOT NULL,
+    -- The time the booking keeps from others: its own times widened by its business's
+    -- buffers when it was made or moved.
+    held_from            INTEGER NOT NULL,
+    held_until           INTEGER NOT NULL,
     hold_expires_at      INTEGER,
     payment_amount       INTEGER,
     payment_currency     TEXT,
@@ -97,7 +101,7 @@ CREATE TABLE bookings (
     CHECK (end_at > start_at)
 );
 CREATE INDEX bookings_by_tenant ON bookings (account_id, mode, id);
-CREATE INDEX bookings_by_business_end ON bookings (business_id, end_at);
+CREATE INDEX bookings_by_business_held ON bookings (business_id, held_until);
 
 -- The people a booking holds. Times and the holding state are copied here so that one
 -- index answers "what holds this person's time" without touching `bookings`.
@@ -107,13 +111,13 @@ CREATE TABLE booking_participants (
     email            TEXT NOT NULL,
     name             TEXT,
     position         INTEGER NOT NULL,
-    start_at         INTEGER NOT NULL,
-    end_at           INTEGER NOT NULL,
+    held_from        INTEGER NOT NULL,
+    held_until       INTEGER NOT NULL,
     holds            INTEGER NOT NULL,
     hold_expires_at  INTEGER,
     PRIMARY KEY (booking_id, user_id)
 );
-CREATE INDEX booking_participants_holding ON booking_participants (user_id, end_at) WHERE holds = 1;
+CREATE INDEX booking_participants_holding ON booking_participants (user_id, held_until) WHERE holds = 1;
 
 -- Webhook events, written in the same transaction as the change that caused them.
 CREATE TABLE outbox_events (

@@ -52,12 +52,12 @@ pub(crate) async fn load_party(
     let (mut base_busy, mut booked_starts) = (Vec::new(), Vec::new());
     if let Some(b) = &business {
         if b.hosts.is_empty() && !who.named_only {
-            base_busy = business_busy(conn, &b.id, span, now, ignore).await?;
+            base_busy = business_busy(conn, &b.id, span, now, ignore, false).await?;
         }
         if b.max_bookings_per_day.is_some() {
             // Local days are at most 26 hours from the window's UTC edges.
             let day = jiff::SignedDuration::from_hours(26);
-            booked_starts = business_busy(conn, &b.id, window.widened(day, day), now, ignore)
+            booked_starts = business_busy(conn, &b.id, window.widened(day, day), now, ignore, true)
                 .await?
                 .into_iter()
                 .map(|i| i.start())
@@ -85,8 +85,8 @@ async fn members_busy(
         "SELECT user_id, start_at, end_at FROM busy_blocks
           WHERE user_id IN (SELECT value FROM json_each($1)) AND end_at > $2 AND start_at < $3
          UNION ALL
-         SELECT user_id, start_at, end_at FROM booking_participants
-          WHERE user_id IN (SELECT value FROM json_each($1)) AND holds = 1 AND end_at > $2 AND start_at < $3
+         SELECT user_id, held_from, held_until FROM booking_participants
+          WHERE user_id IN (SELECT value FROM json_each($1)) AND holds = 1 AND held_until > $2 AND held_from < $3
             AND (hold_expires_at IS NULL OR hold_expires_at > $4) AND booking_id IS NOT $5
          ORDER BY start_at",
     )
@@ -106,17 +106,20 @@ async fn members_busy(
     Ok(busy)
 }
 
-/// Holding bookings of a business overlapping `span`, sorted by start.
+/// Holding bookings of a business whose held time overlaps `span`, sorted: their held spans,
+/// or (`own_times`) their own start and end.
 async fn business_busy(
     conn: &mut SqliteConnection,
     business_id: &str,
     span: Interval,
     now: Timestamp,
     ignore: Option<&str>,
+    own_times: bool,
 ) -> StoreResult<Vec<Interval>> {
+    let columns = if own_times { "start_at, end_at" } else { "held_from, held_until" };
     let rows: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT start_at, end_at FROM bookings WHERE business_id = $1 AND end_at > $2 AND start_at < $3 AND {HOLDING}
-           AND id IS NOT $5 ORDER BY start_at"
+        "SELECT {columns} FROM bookings WHERE business_id = $1 AND held_until > $2 AND held_from < $3 AND {HOLDING}
+           AND id IS NOT $5 ORDER BY held_from"
     )))
     .bind(business_id)
     .bind(ms(span.start()))
@@ -140,6 +143,17 @@ fn refusal(party: &Party, reason: Unavailable) -> BookingError {
     })
 }
 
+/// The time a booking keeps from others: its interval widened by its business's buffers.
+fn held(party: &Party, interval: Interval) -> Interval {
+    match &party.business {
+        Some(b) => interval.widened(
+            jiff::SignedDuration::from_mins(i64::from(b.buffer_before_minutes)),
+            jiff::SignedDuration::from_mins(i64::from(b.buffer_after_minutes)),
+        ),
+        None => interval,
+    }
+}
+
 fn default_title(party: &Party, customer_name: Option<&str>) -> String {
     match (&party.business, customer_name) {
         (Some(b), Some(name)) => format!("{} with {name}", b.name),
@@ -161,6 +175,7 @@ pub(crate) async fn create(
         SearchMode::Any => free.first().and_then(|&i| party.members.get(i)).into_iter().collect(),
     };
     let paid = party.business.as_ref().filter(|b| b.is_paid());
+    let held = held(&party, new.interval);
     let booking = Booking {
         id: ids::new_id("bkg"),
         status: if paid.is_some() { BookingStatus::PendingPayment } else { BookingStatus::Confirmed },
@@ -188,8 +203,9 @@ pub(crate) async fn create(
     };
     sqlx::query(
         "INSERT INTO bookings (id, account_id, mode, business_id, status, customer_name, customer_email, title, notes, description,
-            metadata, start_at, end_at, hold_expires_at, payment_amount, payment_currency, checkout_url, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+            metadata, start_at, end_at, held_from, held_until, hold_expires_at, payment_amount, payment_currency, checkout_url,
+            created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
     )
     .bind(&booking.id)
     .bind(&t.account_id)
@@ -204,6 +220,8 @@ pub(crate) async fn create(
     .bind(json(&booking.metadata))
     .bind(ms(booking.start_time))
     .bind(ms(booking.end_time))
+    .bind(ms(held.start()))
+    .bind(ms(held.end()))
     .bind(booking.hold_expires_at.map(ms))
     .bind(booking.payment_amount)
     .bind(&booking.payment_currency)
@@ -215,7 +233,8 @@ pub(crate) async fn create(
     .map_err(backend)?;
     for (position, p) in booking.participants.iter().enumerate() {
         sqlx::query(
-            "INSERT INTO booking_participants (booking_id, user_id, email, name, position, start_at, end_at, holds, hold_expires_at)
+            "INSERT INTO booking_participants (booking_id, user_id, email, name, position, held_from, held_until, holds,
+                hold_expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8)",
         )
         .bind(&booking.id)
@@ -223,8 +242,8 @@ pub(crate) async fn create(
         .bind(&p.email)
         .bind(&p.name)
         .bind(position as i64)
-        .bind(ms(booking.start_time))
-        .bind(ms(booking.end_time))
+        .bind(ms(held.start()))
+        .bind(ms(held.end()))
         .bind(booking.hold_expires_at.map(ms))
         .execute(&mut *conn)
         .await
@@ -353,17 +372,20 @@ pub(crate) async fn reschedule(
     };
     let party = load_party(conn, t, &who, to, now).await?;
     party.check(to, now, SearchMode::Collective).map_err(|reason| refusal(&party, reason))?;
-    sqlx::query("UPDATE bookings SET start_at = $1, end_at = $2, updated_at = $3 WHERE id = $4")
+    let held = held(&party, to);
+    sqlx::query("UPDATE bookings SET start_at = $1, end_at = $2, held_from = $3, held_until = $4, updated_at = $5 WHERE id = $6")
         .bind(ms(to.start()))
         .bind(ms(to.end()))
+        .bind(ms(held.start()))
+        .bind(ms(held.end()))
         .bind(ms(now))
         .bind(&booking.id)
         .execute(&mut *conn)
         .await
         .map_err(backend)?;
-    sqlx::query("UPDATE booking_participants SET start_at = $1, end_at = $2 WHERE booking_id = $3")
-        .bind(ms(to.start()))
-        .bind(ms(to.end()))
+    sqlx::query("UPDATE booking_participants SET held_from = $1, held_until = $2 WHERE booking_id = $3")
+        .bind(ms(held.start()))
+        .bind(ms(held.end()))
         .bind(&booking.id)
         .execute(&mut *conn)
         .await

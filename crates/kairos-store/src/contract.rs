@@ -40,6 +40,7 @@ macro_rules! store_contract_tests {
             a_refused_booking_writes_nothing,
             idempotency_keys_claim_replay_and_expire,
             unknown_parties_are_reported,
+            buffers_keep_time_around_bookings,
         );
     };
     (@cases $make:expr; $($name:ident),* $(,)?) => {
@@ -665,4 +666,60 @@ pub async fn unknown_parties_are_reported(store: S) {
     ));
     let r = store.create_booking(&a, &for_people(&["zed@example.com"], window), now()).await;
     assert!(matches!(r, Err(BookingError::Party(PartyError::UnknownParticipant(0)))));
+}
+
+pub async fn buffers_keep_time_around_bookings(store: S) {
+    let a = tenant(&store, "acme", Mode::Test).await;
+    let alice = user("alice@example.com");
+    store.insert_user(&a, &alice).await.unwrap();
+    let mut biz = business(&[&alice]);
+    biz.buffer_before_minutes = 5;
+    biz.buffer_after_minutes = 10;
+    store.insert_business(&a, &biz).await.unwrap();
+    store
+        .create_booking(&a, &for_business(&biz, iv("2030-01-02T10:00:00Z", "2030-01-02T10:30:00Z")), now())
+        .await
+        .unwrap();
+    // After it: its 10 minutes after plus the next booking's 5 before.
+    refused(
+        store.create_booking(&a, &for_business(&biz, iv("2030-01-02T10:40:00Z", "2030-01-02T11:00:00Z")), now()).await,
+    );
+    store
+        .create_booking(&a, &for_business(&biz, iv("2030-01-02T10:45:00Z", "2030-01-02T11:00:00Z")), now())
+        .await
+        .unwrap();
+    // Before it: the new booking's 10 after plus its 5 before.
+    refused(
+        store.create_booking(&a, &for_business(&biz, iv("2030-01-02T09:30:00Z", "2030-01-02T09:50:00Z")), now()).await,
+    );
+    store
+        .create_booking(&a, &for_business(&biz, iv("2030-01-02T09:15:00Z", "2030-01-02T09:45:00Z")), now())
+        .await
+        .unwrap();
+    // Calendar busy time only meets the new booking's own buffers.
+    store
+        .add_busy_blocks(
+            &a,
+            &alice.id,
+            &[NewBusyBlock { interval: iv("2030-01-02T13:00:00Z", "2030-01-02T14:00:00Z"), source: "manual".into() }],
+        )
+        .await
+        .unwrap();
+    refused(
+        store.create_booking(&a, &for_business(&biz, iv("2030-01-02T14:00:00Z", "2030-01-02T14:30:00Z")), now()).await,
+    );
+    store
+        .create_booking(&a, &for_business(&biz, iv("2030-01-02T14:05:00Z", "2030-01-02T14:30:00Z")), now())
+        .await
+        .unwrap();
+    // A booking made through the participants shape meets the business's bookings' buffers too.
+    refused(
+        store
+            .create_booking(
+                &a,
+                &for_people(&["alice@example.com"], iv("2030-01-02T11:00:00Z", "2030-01-02T11:05:00Z")),
+                now(),
+            )
+            .await,
+    );
 }

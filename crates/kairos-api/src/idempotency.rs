@@ -1,0 +1,107 @@
+//! `Idempotency-Key` on every POST: the first request with a key does the work and its
+//! response is kept for 24 hours; a repeat with the same body gets the same status and body
+//! back (with `Idempotent-Replayed: true`) without the work being done again; a repeat with a
+//! different body is a 422. Concurrent repeats wait for the first to finish.
+//!
+//! Only outcomes of executing the request are kept (2xx and 409 conflicts); validation
+//! failures and server errors release the key so that a corrected retry can use it.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use kairos_store::{IdempotencyClaim, StoredResponse, Tenant};
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::BODY_LIMIT;
+
+const HEADER: &str = "idempotency-key";
+/// How long a repeat waits for the first request with its key to finish.
+const WAIT: Duration = Duration::from_secs(10);
+
+pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
+    if req.method() != Method::POST {
+        return Ok(next.run(req).await);
+    }
+    let Some(key) = req.headers().get(HEADER) else {
+        return Ok(next.run(req).await);
+    };
+    let key = key
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "Idempotency-Key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters, e.g. a UUID.",
+            )
+        })?
+        .to_string();
+    let tenant =
+        req.extensions().get::<Tenant>().cloned().ok_or_else(|| ApiError::unauthorized("Send your API key."))?;
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| ApiError::too_large(BODY_LIMIT))?;
+    let fingerprint = hex::encode(
+        Sha256::new()
+            .chain_update(parts.method.as_str())
+            .chain_update([0])
+            .chain_update(parts.uri.path())
+            .chain_update([0])
+            .chain_update(parts.uri.query().unwrap_or_default())
+            .chain_update([0])
+            .chain_update(&bytes)
+            .finalize(),
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match state.store.claim_idempotency_key(&tenant, &key, &fingerprint, state.clock.now()).await? {
+            IdempotencyClaim::Claimed => break,
+            IdempotencyClaim::Completed(stored) => return Ok(replay(stored)),
+            IdempotencyClaim::Mismatch => {
+                return Err(ApiError::idempotency(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was already used with a different request; use a new key for a new request.",
+                ));
+            }
+            IdempotencyClaim::InProgress if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            IdempotencyClaim::InProgress => {
+                return Err(ApiError::idempotency(
+                    StatusCode::CONFLICT,
+                    "idempotency_key_in_use",
+                    "A request with this Idempotency-Key is still being processed; retry in a moment.",
+                ));
+            }
+        }
+    }
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let status = response.status();
+    let keep = status.is_success() || status == StatusCode::CONFLICT;
+    if !keep {
+        state.store.release_idempotency_key(&tenant, &key).await?;
+        return Ok(response);
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(ApiError::internal)?;
+    let stored = StoredResponse { status: status.as_u16(), body: String::from_utf8_lossy(&bytes).into_owned() };
+    state.store.complete_idempotency_key(&tenant, &key, &stored).await?;
+    parts.headers.insert("idempotent-replayed", HeaderValue::from_static("false"));
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, stored.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}

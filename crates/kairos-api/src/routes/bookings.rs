@@ -1,0 +1,266 @@
+//! `/v1/bookings`: booking in either request shape, reading, rescheduling and cancelling.
+//! The store re-checks every rule inside the write transaction; this layer only validates the
+//! request and names the field at fault.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use jiff::SignedDuration;
+use kairos_core::availability::Mode;
+use kairos_core::{Booking, BookingStatus, Interval};
+use kairos_store::{BookingFilter, NewBooking, Who};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody, booking_error};
+use crate::extract::{ApiJson, ApiQuery, Auth};
+use crate::wire::{self, Pagination, Time};
+
+const MAX_LENGTH: SignedDuration = SignedDuration::from_hours(24);
+
+/// Either `{business_id, customer_email, customer_name, start_time, end_time, notes?,
+/// metadata?}` or `{participants, start, end, title, description?}`; the two may be combined.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBooking {
+    pub business_id: Option<String>,
+    #[schema(example = "jane@example.com")]
+    pub customer_email: Option<String>,
+    #[schema(example = "Jane Doe")]
+    pub customer_name: Option<String>,
+    /// Also accepted as `start`.
+    #[serde(alias = "start")]
+    #[schema(value_type = Option<String>, example = "2026-05-01T13:00:00Z")]
+    pub start_time: Option<Time>,
+    /// Also accepted as `end`.
+    #[serde(alias = "end")]
+    #[schema(value_type = Option<String>, example = "2026-05-01T13:30:00Z")]
+    pub end_time: Option<Time>,
+    pub notes: Option<String>,
+    /// Up to 50 keys (≤ 40 characters) with string values (≤ 500 characters).
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+    /// `user:alice@example.com` or user ids; everyone named must be free.
+    pub participants: Option<Vec<String>>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// With a business: `collective` (default) books every host; `any` books the first free one.
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RescheduleBooking {
+    #[serde(alias = "start")]
+    #[schema(value_type = Option<String>)]
+    pub start_time: Option<Time>,
+    #[serde(alias = "end")]
+    #[schema(value_type = Option<String>)]
+    pub end_time: Option<Time>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBooking {
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BookingsQuery {
+    business_id: Option<String>,
+    /// `confirmed`, `pending_payment` or `cancelled`.
+    status: Option<String>,
+    /// Bookings that end after this time.
+    from: Option<String>,
+    /// Bookings that start before this time.
+    to: Option<String>,
+    customer_email: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// A page of bookings, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct BookingList {
+    pub data: Vec<Booking>,
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/bookings", tag = super::BOOKINGS, request_body = CreateBooking,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 hours")),
+    responses((status = 201, body = Booking), (status = 404, body = ErrorBody, description = "Unknown business or participant"),
+        (status = 409, body = ErrorBody, description = "slot_unavailable"), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(t): Auth,
+    ApiJson(body): ApiJson<CreateBooking>,
+) -> Result<(StatusCode, Json<Booking>), ApiError> {
+    let now = state.clock.now();
+    let interval = interval(body.start_time, body.end_time)?;
+    if interval.start() < now {
+        return Err(ApiError::invalid("start_time", "`start_time` is in the past; choose a time in the future."));
+    }
+    let participants = body
+        .participants
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| wire::user_ref(&format!("participants[{i}]"), p))
+        .collect::<Result<Vec<_>, _>>()?;
+    if participants.len() > 50 {
+        return Err(ApiError::invalid("participants", "A booking can have at most 50 participants."));
+    }
+    let business_id = body.business_id.filter(|b| !b.is_empty());
+    if business_id.is_none() && participants.is_empty() {
+        return Err(ApiError::missing(
+            "business_id",
+            "Say who is booked: give `business_id` (with the customer's details) or `participants`.",
+        ));
+    }
+    let customer_email = body.customer_email.map(|e| wire::email("customer_email", &e)).transpose()?;
+    let customer_name = wire::text("customer_name", body.customer_name, 200)?;
+    if business_id.is_some() && participants.is_empty() {
+        if customer_email.is_none() {
+            return Err(ApiError::missing("customer_email", "`customer_email` is required when booking a business."));
+        }
+        if customer_name.is_none() {
+            return Err(ApiError::missing("customer_name", "`customer_name` is required when booking a business."));
+        }
+    }
+    let mode = match body.mode.as_deref() {
+        None | Some("collective") => Mode::Collective,
+        Some("any") => Mode::Any,
+        Some(other) => {
+            return Err(ApiError::invalid("mode", format!("`mode` must be `collective` or `any`, not `{other}`.")));
+        }
+    };
+    let new = NewBooking {
+        who: Who { business_id, participants, ..Who::default() },
+        mode,
+        interval,
+        customer_name,
+        customer_email,
+        title: wire::text("title", body.title, 200)?,
+        notes: wire::text("notes", body.notes, 5000)?,
+        description: wire::text("description", body.description, 5000)?,
+        metadata: metadata(body.metadata.unwrap_or_default())?,
+    };
+    let booking = state
+        .store
+        .create_booking(&t, &new, now)
+        .await
+        .map_err(|e| booking_error(e, ("business_id", "participants")))?;
+    metrics::counter!("kairos_bookings_created_total").increment(1);
+    Ok((StatusCode::CREATED, Json(booking)))
+}
+
+#[utoipa::path(get, path = "/v1/bookings/{id}", tag = super::BOOKINGS, params(("id" = String, Path)),
+    responses((status = 200, body = Booking), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(t): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Booking>, ApiError> {
+    state.store.booking(&t, &id).await?.map(Json).ok_or_else(|| ApiError::not_found("booking", &id))
+}
+
+#[utoipa::path(get, path = "/v1/bookings", tag = super::BOOKINGS, params(BookingsQuery), responses((status = 200, body = BookingList), (status = 422, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(t): Auth,
+    ApiQuery(q): ApiQuery<BookingsQuery>,
+) -> Result<Json<kairos_store::Page<Booking>>, ApiError> {
+    let page = Pagination { limit: q.limit, cursor: q.cursor }.page()?;
+    let time = |param: &str, text: Option<String>| {
+        text.map(|t| wire::parse_time(&t).map_err(|e| ApiError::invalid(param, e))).transpose()
+    };
+    let status = q
+        .status
+        .map(|s| {
+            BookingStatus::parse(&s)
+                .ok_or_else(|| ApiError::invalid("status", "`status` must be confirmed, pending_payment or cancelled."))
+        })
+        .transpose()?;
+    let filter = BookingFilter {
+        business_id: q.business_id,
+        status,
+        from: time("from", q.from)?,
+        to: time("to", q.to)?,
+        customer_email: q.customer_email.map(|e| wire::email("customer_email", &e)).transpose()?,
+    };
+    Ok(Json(state.store.bookings(&t, &filter, &page).await?))
+}
+
+#[utoipa::path(post, path = "/v1/bookings/{id}/reschedule", tag = super::BOOKINGS, params(("id" = String, Path)), request_body = RescheduleBooking,
+    responses((status = 200, body = Booking), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn reschedule(
+    State(state): State<AppState>,
+    Auth(t): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RescheduleBooking>,
+) -> Result<Json<Booking>, ApiError> {
+    let now = state.clock.now();
+    let to = interval(body.start_time, body.end_time)?;
+    if to.start() < now {
+        return Err(ApiError::invalid("start_time", "`start_time` is in the past; choose a time in the future."));
+    }
+    state.store.reschedule_booking(&t, &id, to, now).await.map(Json).map_err(|e| match e {
+        kairos_store::BookingError::Store(kairos_store::StoreError::NotFound) => ApiError::not_found("booking", &id),
+        other => booking_error(other, ("business_id", "participants")),
+    })
+}
+
+#[utoipa::path(post, path = "/v1/bookings/{id}/cancel", tag = super::BOOKINGS, params(("id" = String, Path)), request_body = CancelBooking,
+    responses((status = 200, body = Booking), (status = 404, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Auth(t): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CancelBooking>,
+) -> Result<Json<Booking>, ApiError> {
+    let reason = wire::text("reason", body.reason, 1000)?;
+    state.store.cancel_booking(&t, &id, reason.as_deref(), state.clock.now()).await.map(Json).map_err(|e| match e {
+        kairos_store::BookingError::Store(kairos_store::StoreError::NotFound) => ApiError::not_found("booking", &id),
+        other => booking_error(other, ("business_id", "participants")),
+    })
+}
+
+fn interval(start: Option<Time>, end: Option<Time>) -> Result<Interval, ApiError> {
+    let start = start.ok_or_else(|| {
+        ApiError::missing("start_time", "`start_time` is required (RFC 3339, e.g. 2026-05-01T13:00:00Z).")
+    })?;
+    let end = end.ok_or_else(|| {
+        ApiError::missing("end_time", "`end_time` is required (RFC 3339, e.g. 2026-05-01T13:30:00Z).")
+    })?;
+    let interval = Interval::new(start.0, end.0)
+        .map_err(|_| ApiError::invalid("end_time", "`end_time` must be after `start_time`."))?;
+    if interval.duration() > MAX_LENGTH {
+        return Err(ApiError::invalid("end_time", "A booking can last at most 24 hours; move `end_time` earlier."));
+    }
+    Ok(interval)
+}
+
+fn metadata(map: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    if map.len() > 50 {
+        return Err(ApiError::invalid("metadata", "`metadata` can have at most 50 keys."));
+    }
+    for (key, value) in &map {
+        if key.is_empty() || key.chars().count() > 40 {
+            return Err(ApiError::invalid(format!("metadata.{key}"), "Metadata keys must be 1 to 40 characters."));
+        }
+        match value {
+            Value::String(s) if s.chars().count() <= 500 => {}
+            _ => {
+                return Err(ApiError::invalid(
+                    format!("metadata.{key}"),
+                    "Metadata values must be strings of at most 500 characters.",
+                ));
+            }
+        }
+    }
+    Ok(map)
+}

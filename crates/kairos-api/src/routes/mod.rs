@@ -1,0 +1,16 @@
+//! The HTTP handlers, one module per resource. Each handler extracts, calls one store or
+//! domain function, and maps the result; rules live in `kairos-core`, persistence in the
+//! store.
+
+pub mod availability;
+pub mod bookings;
+pub mod businesses;
+pub mod health;
+pub mod users;
+
+/// OpenAPI tags.
+pub const USERS: &str = "users";
+pub const BUSINESSES: &str = "businesses";
+pub const AVAILABILITY: &str = "availability";
+pub const BOOKINGS: &str = "bookings";
+pub const SYSTEM: &str = "system";

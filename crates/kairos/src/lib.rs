@@ -1,0 +1,81 @@
+//! The `kairos` binary's wiring, as a library so that tests start the very same server:
+//! configuration from the environment, opening the store, and serving the router until a
+//! shutdown signal.
+#![forbid(unsafe_code)]
+
+pub mod config;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use kairos_api::{AppState, Clock};
+use kairos_store::Store;
+use kairos_store_sqlite::{SqliteOptions, SqliteStore};
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+/// Opens the store a database URL names, applying migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url.as_str();
+    if url.starts_with("sqlite:") {
+        let mut options = SqliteOptions::new(url);
+        options.synchronous_full = config.sqlite_synchronous_full;
+        let store = SqliteStore::open(&options)
+            .await
+            .with_context(|| format!("could not open the SQLite database at {url}"))?;
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        anyhow::bail!("KAIROS_DATABASE_URL names PostgreSQL, which this build does not support yet; use sqlite://PATH");
+    }
+    anyhow::bail!("KAIROS_DATABASE_URL must start with sqlite:// (or postgres:// once supported), not `{url}`")
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    store: Arc<dyn Store>,
+    clock: Clock,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::new(store, clock);
+    let prometheus = state.prometheus.clone();
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            prometheus.run_upkeep();
+        }
+    });
+    let app = kairos_api::router(state);
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    upkeep.abort();
+    served.context("the HTTP server failed")
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
