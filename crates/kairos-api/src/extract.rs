@@ -23,6 +23,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let bytes =
             axum::body::to_bytes(req.into_body(), BODY_LIMIT).await.map_err(|_| ApiError::too_large(BODY_LIMIT))?;
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        // serde would read a JSON array as a struct's fields in order; the API takes objects.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::malformed("The body must be a JSON object, e.g. {\"name\": \"…\"}."));
+        }
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
         de.end().map_err(|e| {
@@ -47,8 +51,12 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
 /// whole has the wrong shape.
 fn field_error(path: &str, raw: &str) -> ApiError {
     let message = raw.rfind(" at line ").map_or(raw, |at| &raw[..at]).to_string();
+    // serde_path_to_error's path ends at an unknown or duplicate key already, but stops at
+    // the parent of a missing one.
     let named = |prefix: &str| {
-        message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(|field| join(path, field))
+        message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(|field| {
+            if path == field || path.ends_with(&format!(".{field}")) { path.to_string() } else { join(path, field) }
+        })
     };
     if let Some(field) = named("missing field `") {
         return ApiError::missing(&field, format!("`{field}` is required."));
@@ -126,6 +134,12 @@ mod tests {
         assert!(e.message.contains("monday to sunday") && !e.message.contains("line 1"));
         let e = field_error(".", "unknown field `nmae`, expected one of `name`, `email` at line 1 column 7");
         assert_eq!(e.param.as_deref(), Some("nmae"));
+        let e = field_error("nmae", "unknown field `nmae`, expected one of `name`, `email` at line 1 column 7");
+        assert_eq!(e.param.as_deref(), Some("nmae"));
+        let e = field_error("attendees[0].name", "unknown field `name`, expected `email`");
+        assert_eq!(e.param.as_deref(), Some("attendees[0].name"));
+        let e = field_error("attendees[0]", "missing field `email`");
+        assert_eq!(e.param.as_deref(), Some("attendees[0].email"));
         assert!(e.message.contains("expected one of"));
         assert_eq!(field_error(".", "invalid type: sequence, expected struct X").status.as_u16(), 400);
     }

@@ -74,6 +74,7 @@ pub fn user_ref(param: &str, text: &str) -> Result<UserRef, ApiError> {
 
 /// `?limit=&cursor=` on every list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Pagination {
     /// 1 to 100; 20 when absent.

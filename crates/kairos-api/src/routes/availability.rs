@@ -73,17 +73,19 @@ pub async fn slots(
 ) -> Result<Json<SlotsResponse>, ApiError> {
     let now = state.clock.now();
     let window = window(q.from.as_deref(), q.to.as_deref(), now, ("from", "to"))?;
-    let duration = match (q.duration_minutes, q.duration) {
+    let (duration, duration_name) = match (q.duration_minutes, q.duration) {
         (Some(a), Some(b)) if a != b => {
             return Err(ApiError::invalid(
                 "duration",
                 "Give `duration_minutes` or `duration`, not two different values.",
             ));
         }
-        (a, b) => a.or(b).unwrap_or(30),
+        (Some(a), _) => (a, "duration_minutes"),
+        (None, Some(b)) => (b, "duration"),
+        (None, None) => (30, "duration_minutes"),
     };
     if !(1..=1440).contains(&duration) {
-        return Err(ApiError::invalid("duration_minutes", "`duration_minutes` must be between 1 and 1440."));
+        return Err(ApiError::invalid(duration_name, format!("`{duration_name}` must be between 1 and 1440 minutes.")));
     }
     let mode = match q.mode.as_deref() {
         None | Some("collective") => Mode::Collective,

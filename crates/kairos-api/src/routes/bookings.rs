@@ -30,14 +30,16 @@ pub struct CreateBooking {
     pub customer_email: Option<String>,
     #[schema(example = "Jane Doe")]
     pub customer_name: Option<String>,
-    /// Also accepted as `start`.
-    #[serde(alias = "start")]
     #[schema(value_type = Option<String>, example = "2026-05-01T13:00:00Z")]
     pub start_time: Option<Time>,
-    /// Also accepted as `end`.
-    #[serde(alias = "end")]
     #[schema(value_type = Option<String>, example = "2026-05-01T13:30:00Z")]
     pub end_time: Option<Time>,
+    /// `start_time` under the participants shape's name.
+    #[schema(value_type = Option<String>)]
+    pub start: Option<Time>,
+    /// `end_time` under the participants shape's name.
+    #[schema(value_type = Option<String>)]
+    pub end: Option<Time>,
     pub notes: Option<String>,
     /// Up to 50 keys (≤ 40 characters) with string values (≤ 500 characters).
     #[schema(value_type = Option<Object>)]
@@ -53,12 +55,16 @@ pub struct CreateBooking {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RescheduleBooking {
-    #[serde(alias = "start")]
     #[schema(value_type = Option<String>)]
     pub start_time: Option<Time>,
-    #[serde(alias = "end")]
     #[schema(value_type = Option<String>)]
     pub end_time: Option<Time>,
+    /// Alias of `start_time`.
+    #[schema(value_type = Option<String>)]
+    pub start: Option<Time>,
+    /// Alias of `end_time`.
+    #[schema(value_type = Option<String>)]
+    pub end: Option<Time>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -100,10 +106,11 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateBooking>,
 ) -> Result<(StatusCode, Json<Booking>), ApiError> {
     let now = state.clock.now();
-    let interval = interval(body.start_time, body.end_time)?;
-    if interval.start() < now {
-        return Err(ApiError::invalid("start_time", "`start_time` is in the past; choose a time in the future."));
-    }
+    let (start, end) = (
+        either(body.start_time, "start_time", body.start, "start")?,
+        either(body.end_time, "end_time", body.end, "end")?,
+    );
+    let interval = interval(start, end, now)?;
     let participants = body
         .participants
         .unwrap_or_default()
@@ -204,10 +211,11 @@ pub async fn reschedule(
     ApiJson(body): ApiJson<RescheduleBooking>,
 ) -> Result<Json<Booking>, ApiError> {
     let now = state.clock.now();
-    let to = interval(body.start_time, body.end_time)?;
-    if to.start() < now {
-        return Err(ApiError::invalid("start_time", "`start_time` is in the past; choose a time in the future."));
-    }
+    let (start, end) = (
+        either(body.start_time, "start_time", body.start, "start")?,
+        either(body.end_time, "end_time", body.end, "end")?,
+    );
+    let to = interval(start, end, now)?;
     state.store.reschedule_booking(&t, &id, to, now).await.map(Json).map_err(|e| match e {
         kairos_store::BookingError::Store(kairos_store::StoreError::NotFound) => ApiError::not_found("booking", &id),
         other => booking_error(other, ("business_id", "participants")),
@@ -229,17 +237,48 @@ pub async fn cancel(
     })
 }
 
-fn interval(start: Option<Time>, end: Option<Time>) -> Result<Interval, ApiError> {
-    let start = start.ok_or_else(|| {
+/// One of a field and its alias, with the name the caller used.
+fn either(
+    a: Option<Time>,
+    a_name: &'static str,
+    b: Option<Time>,
+    b_name: &'static str,
+) -> Result<Option<(Time, &'static str)>, ApiError> {
+    match (a, b) {
+        (Some(_), Some(_)) => {
+            Err(ApiError::invalid(a_name, format!("`{a_name}` is given twice (also as `{b_name}`); give it once.")))
+        }
+        (Some(t), None) => Ok(Some((t, a_name))),
+        (None, Some(t)) => Ok(Some((t, b_name))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A future interval of at most 24 hours; errors name the fields as the caller sent them.
+fn interval(
+    start: Option<(Time, &str)>,
+    end: Option<(Time, &str)>,
+    now: jiff::Timestamp,
+) -> Result<Interval, ApiError> {
+    let (start, start_name) = start.ok_or_else(|| {
         ApiError::missing("start_time", "`start_time` is required (RFC 3339, e.g. 2026-05-01T13:00:00Z).")
     })?;
-    let end = end.ok_or_else(|| {
+    let (end, end_name) = end.ok_or_else(|| {
         ApiError::missing("end_time", "`end_time` is required (RFC 3339, e.g. 2026-05-01T13:30:00Z).")
     })?;
     let interval = Interval::new(start.0, end.0)
-        .map_err(|_| ApiError::invalid("end_time", "`end_time` must be after `start_time`."))?;
+        .map_err(|_| ApiError::invalid(end_name, format!("`{end_name}` must be after `{start_name}`.")))?;
     if interval.duration() > MAX_LENGTH {
-        return Err(ApiError::invalid("end_time", "A booking can last at most 24 hours; move `end_time` earlier."));
+        return Err(ApiError::invalid(
+            end_name,
+            format!("A booking can last at most 24 hours; move `{end_name}` earlier."),
+        ));
+    }
+    if interval.start() < now {
+        return Err(ApiError::invalid(
+            start_name,
+            format!("`{start_name}` is in the past; choose a time in the future."),
+        ));
     }
     Ok(interval)
 }

@@ -1,0 +1,24 @@
+-- wrk script: POST /v1/bookings, each request on its own 30-minute slot.
+-- Needs KEY and BUSINESS in the environment.
+local key = os.getenv("KEY")
+local business = os.getenv("BUSINESS")
+local base = 2051222400 -- 2035-01-01T00:00:00Z: far from any other data
+local next_thread = 0
+
+function setup(thread)
+  thread:set("tid", next_thread)
+  next_thread = next_thread + 1
+end
+
+function init(args)
+  n = 0
+end
+
+function request()
+  n = n + 1
+  local start = base + (tonumber(tid) * 200000 + n) * 3600 -- an hour apart: buffers never touch
+  local body = string.format(
+    '{"business_id":"%s","customer_email":"c@example.com","customer_name":"Customer","start_time":"%s","end_time":"%s"}',
+    business, os.date("!%Y-%m-%dT%H:%M:%SZ", start), os.date("!%Y-%m-%dT%H:%M:%SZ", start + 1800))
+  return wrk.format("POST", "/v1/bookings", { ["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json" }, body)
+end

@@ -1,0 +1,8 @@
+//! Integration tests: the real server on a random port, a temporary SQLite database, spoken
+//! to over HTTP. One binary for all of them (faster to build than one per file).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation should fail the test loudly
+
+mod bookings;
+mod support;
+mod system;
+mod validation;

@@ -1,0 +1,166 @@
+//! Test support: the real server on a random port with a temporary SQLite file and a fixed,
+//! movable clock, plus a small typed client.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kairos::Config;
+use kairos_api::Clock;
+use kairos_store::{Mode, Store, keys};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// "Now" in every test: Tuesday 2030-01-01 08:00 UTC.
+pub const NOW: &str = "2030-01-01T08:00:00Z";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    /// A test-mode key of account `acme`.
+    pub key: String,
+    pub store: Arc<dyn Store>,
+    pub clock: Clock,
+    pub db_path: std::path::PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A response: status, parsed JSON body (Null when empty or not JSON) and headers.
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("kairos.db");
+        let config = Config {
+            database_url: format!("sqlite://{}", db_path.display()),
+            bind: "127.0.0.1:0".into(),
+            public_url: "http://127.0.0.1".into(),
+            sqlite_synchronous_full: false,
+        };
+        let store = kairos::open_store(&config).await.unwrap();
+        let clock = Clock::fixed(NOW.parse().unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(kairos::serve(store.clone(), clock.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        let mut app = TestApp {
+            base,
+            client: reqwest::Client::new(),
+            key: String::new(),
+            store,
+            clock,
+            db_path,
+            shutdown: Some(tx),
+            server: Some(server),
+            _dir: dir,
+        };
+        app.key = app.new_key("acme", Mode::Test).await;
+        app
+    }
+
+    /// A new key (creating the account when needed).
+    pub async fn new_key(&self, account: &str, mode: Mode) -> String {
+        let (key, hashed) = keys::generate(mode);
+        self.store.create_api_key(account, mode, &hashed, Timestamp::now()).await.unwrap();
+        key
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(body) = body {
+            req = req.header("content-type", "application/json").body(body.to_string());
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), headers }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, Some(&self.key), None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(&self.key), Some(&body.to_string()), &[]).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::PATCH, path, Some(&self.key), Some(&body.to_string()), &[]).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, Some(&self.key), None, &[]).await
+    }
+
+    /// Creates a user open every day, all day, in `timezone`; returns its id.
+    pub async fn user(&self, email: &str, timezone: &str) -> String {
+        let r = self
+            .post("/v1/users", serde_json::json!({"email": email, "timezone": timezone, "working_hours": all_week()}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a business with `body`; returns its id.
+    pub async fn business(&self, body: Value) -> String {
+        let r = self.post("/v1/businesses", body).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Working hours open all day, every day.
+pub fn all_week() -> Value {
+    let day = serde_json::json!([{"start": "00:00", "end": "24:00"}]);
+    serde_json::json!({"monday": day, "tuesday": day, "wednesday": day, "thursday": day, "friday": day, "saturday": day, "sunday": day})
+}
+
+/// Asserts an error reply: status, code and the named param.
+pub fn assert_error(r: &Reply, status: u16, code: &str, param: Option<&str>) {
+    assert_eq!(r.status.as_u16(), status, "body: {}", r.body);
+    assert_eq!(r.body["error"]["code"], code, "body: {}", r.body);
+    assert_eq!(r.body["error"]["param"].as_str(), param, "body: {}", r.body);
+    assert!(r.body["error"]["message"].as_str().is_some_and(|m| m.len() > 10), "a helpful message: {}", r.body);
+}
