@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 /// Self-hostable scheduling infrastructure. Configuration comes from KAIROS_* environment
 /// variables (see README.md).
 #[derive(Parser)]
-#[command(name = "kairos", version, about)]
+#[command(name = "kairos", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
