@@ -134,13 +134,13 @@ mod tests {
         assert!(e.message.contains("monday to sunday") && !e.message.contains("line 1"));
         let e = field_error(".", "unknown field `nmae`, expected one of `name`, `email` at line 1 column 7");
         assert_eq!(e.param.as_deref(), Some("nmae"));
+        assert!(e.message.contains("expected one of"));
         let e = field_error("nmae", "unknown field `nmae`, expected one of `name`, `email` at line 1 column 7");
         assert_eq!(e.param.as_deref(), Some("nmae"));
         let e = field_error("attendees[0].name", "unknown field `name`, expected `email`");
         assert_eq!(e.param.as_deref(), Some("attendees[0].name"));
         let e = field_error("attendees[0]", "missing field `email`");
         assert_eq!(e.param.as_deref(), Some("attendees[0].email"));
-        assert!(e.message.contains("expected one of"));
         assert_eq!(field_error(".", "invalid type: sequence, expected struct X").status.as_u16(), 400);
     }
 }
