@@ -6,6 +6,7 @@
 //! from the start of each working interval. Every step is linear in its input, so a search
 //! over many people with thousands of busy blocks stays in the tens of microseconds.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use jiff::civil::Date;
@@ -313,13 +314,16 @@ fn spans_inside(intervals: &[Interval]) -> Vec<Span> {
     intervals.iter().map(Span::inside).filter(|s| s.start < s.end).collect()
 }
 
-/// Busy time as spans sorted by start (a copy is sorted only when the input was not).
-fn busy_spans(busy: &[Interval]) -> Vec<Span> {
-    let mut spans: Vec<Span> = busy.iter().map(Span::covering).collect();
-    if !spans.is_sorted_by_key(|s| s.start) {
-        spans.sort_unstable_by_key(|s| s.start);
+/// Busy time sorted by start: borrowed as given when it already is (the usual case: stores
+/// load it in order), else a sorted copy.
+fn busy_spans(busy: &[Interval]) -> Cow<'_, [Interval]> {
+    if busy.is_sorted_by_key(|b| b.start()) {
+        Cow::Borrowed(busy)
+    } else {
+        let mut owned = busy.to_vec();
+        owned.sort_unstable_by_key(|b| b.start());
+        Cow::Owned(owned)
     }
-    spans
 }
 
 /// Bookings per local day, for the daily cap.

@@ -5,8 +5,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::availability::{DailyLimit, Rules};
-use crate::schedule::{DateOverrides, Schedule, WorkingHours};
-use crate::zone::Zone;
+use crate::schedule::Schedule;
 
 /// A person whose calendars count: a host of businesses or a participant of bookings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,20 +14,11 @@ pub struct User {
     pub id: String,
     pub email: String,
     pub name: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "America/New_York"))]
-    pub timezone: Zone,
-    #[cfg_attr(feature = "openapi", schema(value_type = crate::schedule::doc::WorkingHours))]
-    pub working_hours: WorkingHours,
-    #[cfg_attr(feature = "openapi", schema(value_type = crate::schedule::doc::DateOverrides))]
-    pub date_overrides: DateOverrides,
+    /// `timezone`, `working_hours` and `date_overrides` on the wire.
+    #[serde(flatten)]
+    pub schedule: Schedule,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
-}
-
-impl User {
-    pub fn schedule(&self) -> Schedule {
-        Schedule::new(self.timezone.clone(), self.working_hours.clone(), self.date_overrides.clone())
-    }
 }
 
 /// Something bookable: its own hours and rules, and the hosts whose time it books.
@@ -37,12 +27,9 @@ impl User {
 pub struct Business {
     pub id: String,
     pub name: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "America/New_York"))]
-    pub timezone: Zone,
-    #[cfg_attr(feature = "openapi", schema(value_type = crate::schedule::doc::WorkingHours))]
-    pub working_hours: WorkingHours,
-    #[cfg_attr(feature = "openapi", schema(value_type = crate::schedule::doc::DateOverrides))]
-    pub date_overrides: DateOverrides,
+    /// `timezone`, `working_hours` and `date_overrides` on the wire.
+    #[serde(flatten)]
+    pub schedule: Schedule,
     pub buffer_before_minutes: u32,
     pub buffer_after_minutes: u32,
     pub minimum_notice_minutes: u32,
@@ -57,10 +44,6 @@ pub struct Business {
 }
 
 impl Business {
-    pub fn schedule(&self) -> Schedule {
-        Schedule::new(self.timezone.clone(), self.working_hours.clone(), self.date_overrides.clone())
-    }
-
     /// True when bookings must be paid for before they are confirmed.
     pub fn is_paid(&self) -> bool {
         self.price_amount.is_some_and(|a| a > 0)
@@ -73,7 +56,11 @@ impl Business {
             buffer_after: SignedDuration::from_mins(i64::from(self.buffer_after_minutes)),
             minimum_notice: SignedDuration::from_mins(i64::from(self.minimum_notice_minutes)),
             step: self.slot_step_minutes.map(|m| SignedDuration::from_mins(i64::from(m))),
-            daily_limit: self.max_bookings_per_day.map(|max| DailyLimit { max, zone: &self.timezone, booked_starts }),
+            daily_limit: self.max_bookings_per_day.map(|max| DailyLimit {
+                max,
+                zone: &self.schedule.timezone,
+                booked_starts,
+            }),
         }
     }
 }

@@ -2,19 +2,21 @@
 //! named participants) and what holds their time. Both the slot search and the re-check a
 //! store makes inside its booking transaction go through here, so they cannot disagree.
 
+use std::sync::Arc;
+
 use jiff::{SignedDuration, Timestamp};
 
 use crate::availability::{Member, Mode, Rules, Slot, SlotSearch, Unavailable};
 use crate::directory::{Business, User};
 use crate::interval::Interval;
-use crate::schedule::Schedule;
 
 /// Everyone whose time a search or booking involves, and their busy time.
 #[derive(Debug, Clone, Default)]
 pub struct Party {
-    pub business: Option<Business>,
+    pub business: Option<Arc<Business>>,
     /// The business's hosts first (in host order), then named participants; no repeats.
-    pub members: Vec<User>,
+    /// Shared, because stores hand out the same users to many concurrent searches.
+    pub members: Vec<Arc<User>>,
     /// Busy time of each member, same order, each list sorted by start.
     pub busy: Vec<Vec<Interval>>,
     /// Time held on the business itself: its bookings when it has no hosts.
@@ -36,10 +38,8 @@ pub struct Ask {
 impl Party {
     /// Runs `f` over the search this party and ask describe.
     fn with_search<R>(&self, ask: Ask, f: impl FnOnce(&SlotSearch) -> R) -> R {
-        let base: Option<Schedule> = self.business.as_ref().map(Business::schedule);
-        let schedules: Vec<Schedule> = self.members.iter().map(User::schedule).collect();
         let members: Vec<Member> =
-            schedules.iter().zip(&self.busy).map(|(schedule, busy)| Member { schedule, busy }).collect();
+            self.members.iter().zip(&self.busy).map(|(u, busy)| Member { schedule: &u.schedule, busy }).collect();
         let rules = match &self.business {
             Some(b) => b.rules(&self.booked_starts),
             None => Rules::default(),
@@ -49,7 +49,7 @@ impl Party {
             duration: ask.duration,
             now: ask.now,
             mode: ask.mode,
-            base: base.as_ref(),
+            base: self.business.as_ref().map(|b| &b.schedule),
             base_busy: &self.base_busy,
             members: &members,
             rules,

@@ -275,36 +275,41 @@ pub fn parse_date(text: &str) -> Result<Date, String> {
     }
 }
 
-/// When someone (or a business) works: weekly hours and overrides, in their own zone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// When someone (or a business) works: weekly hours and overrides, in their own zone. Users
+/// and businesses embed one; its fields are theirs on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Schedule {
-    pub zone: Zone,
-    pub hours: WorkingHours,
-    pub overrides: DateOverrides,
+    /// IANA time zone of the hours.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "America/New_York"))]
+    pub timezone: Zone,
+    #[cfg_attr(feature = "openapi", schema(value_type = doc::WorkingHours))]
+    pub working_hours: WorkingHours,
+    #[cfg_attr(feature = "openapi", schema(value_type = doc::DateOverrides))]
+    pub date_overrides: DateOverrides,
 }
 
 impl Schedule {
-    pub fn new(zone: Zone, hours: WorkingHours, overrides: DateOverrides) -> Self {
-        Self { zone, hours, overrides }
+    pub fn new(timezone: Zone, working_hours: WorkingHours, date_overrides: DateOverrides) -> Self {
+        Self { timezone, working_hours, date_overrides }
     }
 
     /// The working time of every local day that touches `span`, as sorted, disjoint UTC
     /// intervals. Intervals are not clipped to `span`: their starts anchor the slot grid.
     pub fn working_intervals(&self, span: Interval) -> Vec<Interval> {
-        let tz = self.zone.tz();
+        let tz = self.timezone.tz();
         let first = span.start().to_zoned(tz.clone()).date().yesterday().unwrap_or(jiff::civil::Date::MIN);
         let last = span.end().to_zoned(tz.clone()).date();
+        let mut to_instant = LocalToInstant::new(tz);
         let mut out = Vec::new();
         let mut day = first;
         while day <= last {
-            let ranges = self.overrides.get(day).unwrap_or_else(|| self.hours.day(day.weekday()));
+            let ranges = self.date_overrides.get(day).unwrap_or_else(|| self.working_hours.day(day.weekday()));
             for range in ranges {
                 let end_day = if range.end <= range.start { day.tomorrow().ok() } else { Some(day) };
-                let (Some(start), Some(end)) =
-                    (instant(tz, day, range.start), end_day.and_then(|d| instant(tz, d, range.end)))
-                else {
-                    continue;
-                };
+                let start = to_instant.at(day, range.start);
+                let end = end_day.and_then(|d| to_instant.at(d, range.end));
+                let (Some(start), Some(end)) = (start, end) else { continue };
                 if let Ok(iv) = Interval::new(start, end)
                     && iv.overlaps(&span)
                 {
@@ -320,7 +325,48 @@ impl Schedule {
     }
 }
 
-/// The instant at which local `time` on `day` happens in `tz` (`24:00` is the next midnight).
+/// Local times to instants in one zone, fast for runs of nearby times.
+///
+/// jiff's conversion searches the zone's transitions (and, for future years, evaluates its
+/// POSIX rule) on every call. Between two transitions the offset is fixed, so while a time is
+/// more than two days from either transition its instant is plain arithmetic — and unique: no
+/// offset change in history exceeds 26 hours, so no other reading of that local time can fall
+/// inside the stretch. Near a transition, jiff's gap- and fold-aware conversion is used, and
+/// the stretch is refreshed around its answer.
+struct LocalToInstant<'a> {
+    tz: &'a jiff::tz::TimeZone,
+    /// Offset in seconds, valid for instants in `[from, until)` (Unix seconds).
+    offset: i64,
+    from: i64,
+    until: i64,
+}
+
+const MARGIN: i64 = 2 * 24 * 3600;
+
+impl<'a> LocalToInstant<'a> {
+    fn new(tz: &'a jiff::tz::TimeZone) -> Self {
+        Self { tz, offset: 0, from: 0, until: 0 }
+    }
+
+    /// The instant at which local `time` on `day` happens (`24:00` is the next midnight).
+    fn at(&mut self, day: Date, time: LocalTime) -> Option<Timestamp> {
+        let local = day.to_datetime(jiff::civil::Time::midnight()).checked_add((time.0 as i64).minutes()).ok()?;
+        let naive = jiff::tz::Offset::UTC.to_timestamp(local).ok()?.as_second();
+        let guess = naive - self.offset;
+        if self.from <= guess && guess < self.until {
+            return Timestamp::from_second(guess).ok();
+        }
+        let exact = self.tz.to_ambiguous_timestamp(local).compatible().ok()?;
+        self.offset = i64::from(self.tz.to_offset(exact).seconds());
+        let before = self.tz.preceding(exact).next().map_or(i64::MIN / 2, |t| t.timestamp().as_second());
+        let after = self.tz.following(exact).next().map_or(i64::MAX / 2, |t| t.timestamp().as_second());
+        (self.from, self.until) = (before + MARGIN, after - MARGIN);
+        Some(exact)
+    }
+}
+
+/// jiff's full conversion: the reference the fast path is tested against.
+#[cfg(test)]
 fn instant(tz: &jiff::tz::TimeZone, day: Date, time: LocalTime) -> Option<Timestamp> {
     let midnight = day.to_datetime(jiff::civil::Time::midnight());
     let local = midnight.checked_add((time.0 as i64).minutes()).ok()?;
@@ -390,11 +436,31 @@ mod tests {
             "UTC",
             r#"{"thursday": [{"start": "09:00", "end": "17:00"}], "friday": [{"start": "09:00", "end": "17:00"}]}"#,
         );
-        s.overrides
+        s.date_overrides
             .insert("2026-12-24".parse().unwrap(), vec![TimeRange::new(LocalTime(540), LocalTime(720)).unwrap()]);
-        s.overrides.insert("2026-12-25".parse().unwrap(), vec![]);
+        s.date_overrides.insert("2026-12-25".parse().unwrap(), vec![]);
         let got = s.working_intervals(iv("2026-12-24T00:00:00Z", "2026-12-26T00:00:00Z"));
         assert_eq!(got, vec![iv("2026-12-24T09:00:00Z", "2026-12-24T12:00:00Z")]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_conversion_equals_jiffs_everywhere(
+            zone in proptest::sample::select(vec!["America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "Pacific/Apia",
+                "Asia/Kolkata", "America/Sao_Paulo", "Africa/Casablanca", "Pacific/Chatham", "UTC", "Antarctica/Troll"]),
+            start_day in 0i64..40_000,
+            times in proptest::collection::vec((0i64..60, 0u16..=1440), 1..60),
+        ) {
+            let zone = Zone::parse(zone).unwrap();
+            let origin: Date = "1960-01-01".parse().unwrap();
+            let mut fast = LocalToInstant::new(zone.tz());
+            // In the order given: correctness must not depend on calls being in time order.
+            for (offset, minutes) in times {
+                let day = origin.checked_add((start_day + offset).days()).unwrap();
+                let time = LocalTime(minutes);
+                proptest::prop_assert_eq!(fast.at(day, time), instant(zone.tz(), day, time), "{} {} {}", zone.name(), day, time);
+            }
+        }
     }
 
     #[test]

@@ -1,135 +1,196 @@
 //! Loading everyone a booking involves, the booking writes (each re-checking the rules inside
-//! its transaction and recording its webhook event there too), and reading bookings back.
+//! the write transaction and recording its webhook event there too), reading bookings back,
+//! and loading the cache's entries.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use kairos_core::availability::Mode as SearchMode;
 use kairos_core::booking::BookingEvent;
 use kairos_core::plan::Party;
-use kairos_core::{Booking, BookingStatus, Interval, Unavailable, User};
+use kairos_core::{Booking, BookingStatus, Interval, Participant, Unavailable, User};
 use kairos_store::*;
-use sqlx::{SqliteConnection, SqlitePool};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::backend;
+use crate::cache::{CacheKey, CachedBusiness, CachedUser, Held};
+use crate::db::error;
 use crate::directory;
-use crate::rows::{BookingRow, ParticipantRow, corrupt, json, ms, ts};
+use crate::rows::{
+    BOOKING_COLUMNS, BUSINESS_COLUMNS, BookingRow, BusinessRow, USER_COLUMNS, UserRow, corrupt, json, ms, ts,
+};
 
+/// A booking holds time while confirmed, or awaiting payment until its hold lapses (?4 = now).
 const HOLDING: &str =
-    "(status = 'confirmed' OR (status = 'pending_payment' AND (hold_expires_at IS NULL OR hold_expires_at > $4)))";
+    "(status = 'confirmed' OR (status = 'pending_payment' AND (hold_expires_at IS NULL OR hold_expires_at > ?4)))";
 
-pub(crate) async fn load_party(
-    conn: &mut SqliteConnection,
+fn interval(start: i64, end: i64) -> Result<Interval, StoreError> {
+    Interval::new(ts(start)?, ts(end)?).map_err(|e| corrupt("interval", e))
+}
+
+/// Everyone `who` names and what holds their time around `window`, read from the database.
+pub(crate) fn load_party(
+    c: &Connection,
     t: &Tenant,
     who: &Who,
     window: Interval,
     now: Timestamp,
 ) -> Result<Party, BookingError> {
     let business = match &who.business_id {
-        Some(id) => {
-            Some(directory::business(conn, t, id).await?.ok_or(BookingError::Party(PartyError::UnknownBusiness))?)
-        }
+        Some(id) => Some(directory::business(c, t, id)?.ok_or(BookingError::Party(PartyError::UnknownBusiness))?),
         None => None,
     };
     if business.is_none() && who.participants.is_empty() {
         return Err(BookingError::Party(PartyError::Nobody));
     }
-    let mut members: Vec<User> = Vec::new();
+    let mut members: Vec<Arc<User>> = Vec::new();
     if let Some(b) = business.as_ref().filter(|_| !who.named_only) {
         let hosts: Vec<UserRef> = b.hosts.iter().cloned().map(UserRef::Id).collect();
-        members.extend(directory::resolve_users(conn, t, &hosts).await?.into_iter().flatten());
+        members.extend(directory::resolve_users(c, t, &hosts)?.into_iter().flatten().map(Arc::new));
     }
-    for (index, user) in directory::resolve_users(conn, t, &who.participants).await?.into_iter().enumerate() {
+    for (index, user) in directory::resolve_users(c, t, &who.participants)?.into_iter().enumerate() {
         let user = user.ok_or(BookingError::Party(PartyError::UnknownParticipant(index)))?;
         if !members.iter().any(|m| m.id == user.id) {
-            members.push(user);
+            members.push(Arc::new(user));
         }
     }
     let margin = Party::busy_margin(business.as_ref());
     let span = window.widened(margin, margin);
     let ignore = who.ignore_booking.as_deref();
-    let busy = members_busy(conn, &members, span, now, ignore).await?;
+    let busy = members.iter().map(|m| member_busy(c, &m.id, span, now, ignore)).collect::<Result<Vec<_>, _>>()?;
     let (mut base_busy, mut booked_starts) = (Vec::new(), Vec::new());
     if let Some(b) = &business {
         if b.hosts.is_empty() && !who.named_only {
-            base_busy = business_busy(conn, &b.id, span, now, ignore, false).await?;
+            base_busy = business_busy(c, &b.id, span, now, ignore)?.into_iter().map(|(held, _)| held).collect();
         }
         if b.max_bookings_per_day.is_some() {
-            // Local days are at most 26 hours from the window's UTC edges.
-            let day = jiff::SignedDuration::from_hours(26);
-            booked_starts = business_busy(conn, &b.id, window.widened(day, day), now, ignore, true)
-                .await?
+            // Local days reach at most 26 hours past the window's UTC edges.
+            let day = SignedDuration::from_hours(26);
+            booked_starts = business_busy(c, &b.id, window.widened(day, day), now, ignore)?
                 .into_iter()
-                .map(|i| i.start())
+                .map(|(_, start)| start)
                 .collect();
         }
     }
-    Ok(Party { business, members, busy, base_busy, booked_starts })
+    Ok(Party { business: business.map(Arc::new), members, busy, base_busy, booked_starts })
 }
 
-/// Calendar busy blocks and holding bookings of each member overlapping `span`, sorted.
-async fn members_busy(
-    conn: &mut SqliteConnection,
-    members: &[User],
+/// Calendar busy blocks and holding bookings of one person overlapping `span`, sorted.
+fn member_busy(
+    c: &Connection,
+    user_id: &str,
     span: Interval,
     now: Timestamp,
     ignore: Option<&str>,
-) -> StoreResult<Vec<Vec<Interval>>> {
-    let mut busy = vec![Vec::new(); members.len()];
-    if members.is_empty() {
-        return Ok(busy);
-    }
-    let index: HashMap<&str, usize> = members.iter().enumerate().map(|(i, m)| (m.id.as_str(), i)).collect();
-    let ids = json(&members.iter().map(|m| m.id.as_str()).collect::<Vec<_>>());
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT user_id, start_at, end_at FROM busy_blocks
-          WHERE user_id IN (SELECT value FROM json_each($1)) AND end_at > $2 AND start_at < $3
-         UNION ALL
-         SELECT user_id, held_from, held_until FROM booking_participants
-          WHERE user_id IN (SELECT value FROM json_each($1)) AND holds = 1 AND held_until > $2 AND held_from < $3
-            AND (hold_expires_at IS NULL OR hold_expires_at > $4) AND booking_id IS NOT $5
-         ORDER BY start_at",
-    )
-    .bind(ids)
-    .bind(ms(span.start()))
-    .bind(ms(span.end()))
-    .bind(ms(now))
-    .bind(ignore)
-    .fetch_all(conn)
-    .await
-    .map_err(backend)?;
-    for (user_id, start, end) in rows {
-        if let (Some(&i), Ok(iv)) = (index.get(user_id.as_str()), Interval::new(ts(start)?, ts(end)?)) {
-            busy[i].push(iv);
-        }
-    }
-    Ok(busy)
+) -> StoreResult<Vec<Interval>> {
+    let rows: Vec<(i64, i64)> = c
+        .prepare_cached(
+            "SELECT start_at, end_at FROM busy_blocks WHERE user_id = ?1 AND end_at > ?2 AND start_at < ?3
+             UNION ALL
+             SELECT held_from, held_until FROM booking_participants
+              WHERE user_id = ?1 AND holds = 1 AND held_until > ?2 AND held_from < ?3
+                AND (hold_expires_at IS NULL OR hold_expires_at > ?4) AND booking_id IS NOT ?5
+             ORDER BY 1",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![user_id, ms(span.start()), ms(span.end()), ms(now), ignore], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect()
+        })
+        .map_err(error)?;
+    rows.into_iter().map(|(s, e)| interval(s, e)).collect()
 }
 
-/// Holding bookings of a business whose held time overlaps `span`, sorted: their held spans,
-/// or (`own_times`) their own start and end.
-async fn business_busy(
-    conn: &mut SqliteConnection,
+/// Holding bookings of a business whose held time overlaps `span`, sorted: (held span, start).
+fn business_busy(
+    c: &Connection,
     business_id: &str,
     span: Interval,
     now: Timestamp,
     ignore: Option<&str>,
-    own_times: bool,
-) -> StoreResult<Vec<Interval>> {
-    let columns = if own_times { "start_at, end_at" } else { "held_from, held_until" };
-    let rows: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {columns} FROM bookings WHERE business_id = $1 AND held_until > $2 AND held_from < $3 AND {HOLDING}
-           AND id IS NOT $5 ORDER BY held_from"
-    )))
-    .bind(business_id)
-    .bind(ms(span.start()))
-    .bind(ms(span.end()))
-    .bind(ms(now))
-    .bind(ignore)
-    .fetch_all(conn)
-    .await
-    .map_err(backend)?;
-    rows.into_iter().map(|(s, e)| Interval::new(ts(s)?, ts(e)?).map_err(|e| corrupt("booking times", e))).collect()
+) -> StoreResult<Vec<(Interval, Timestamp)>> {
+    let sql = format!(
+        "SELECT held_from, held_until, start_at FROM bookings
+          WHERE business_id = ?1 AND held_until > ?2 AND held_from < ?3 AND {HOLDING} AND id IS NOT ?5 ORDER BY held_from"
+    );
+    let rows: Vec<(i64, i64, i64)> = c
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_map(params![business_id, ms(span.start()), ms(span.end()), ms(now), ignore], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect()
+        })
+        .map_err(error)?;
+    rows.into_iter().map(|(from, until, start)| Ok((interval(from, until)?, ts(start)?))).collect()
+}
+
+/// A user with everything that holds their time and ends after `since`, for the cache.
+pub(crate) fn user_entry(c: &Connection, id: &str, since: Timestamp) -> StoreResult<Option<CachedUser>> {
+    let sql = format!("SELECT account_id, mode, {USER_COLUMNS} FROM users WHERE id = ?1");
+    let row = c
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_row([id], |r| {
+                let (account_id, mode): (String, String) = (r.get(0)?, r.get(1)?);
+                let user = UserRow::read(r, 2)?;
+                Ok((account_id, mode, user))
+            })
+            .optional()
+        })
+        .map_err(error)?;
+    let Some((account_id, mode, row)) = row else { return Ok(None) };
+    let tenant = Tenant { account_id, mode: Mode::parse(&mode).ok_or_else(|| corrupt("mode", &mode))? };
+    let rows: Vec<(i64, i64, Option<i64>)> = c
+        .prepare_cached(
+            "SELECT start_at, end_at, NULL FROM busy_blocks WHERE user_id = ?1 AND end_at > ?2
+             UNION ALL
+             SELECT held_from, held_until, hold_expires_at FROM booking_participants WHERE user_id = ?1 AND holds = 1 AND held_until > ?2
+             ORDER BY 1",
+        )
+        .and_then(|mut s| s.query_map(params![id, ms(since)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
+        .map_err(error)?;
+    let held = rows
+        .into_iter()
+        .map(|(from, until, expires)| {
+            let span = interval(from, until)?;
+            Ok(Held { span, start: span.start(), expires: expires.map(ts).transpose()? })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Some(CachedUser { tenant, user: Arc::new(row.into_user()?), held, since }))
+}
+
+/// A business with its holding bookings that end after `since`, for the cache.
+pub(crate) fn business_entry(c: &Connection, id: &str, since: Timestamp) -> StoreResult<Option<CachedBusiness>> {
+    let sql = format!("SELECT account_id, mode, {BUSINESS_COLUMNS} FROM businesses WHERE id = ?1");
+    let row = c
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_row([id], |r| {
+                let (account_id, mode): (String, String) = (r.get(0)?, r.get(1)?);
+                Ok((account_id, mode, BusinessRow::read(r, 2)?))
+            })
+            .optional()
+        })
+        .map_err(error)?;
+    let Some((account_id, mode, row)) = row else { return Ok(None) };
+    let tenant = Tenant { account_id, mode: Mode::parse(&mode).ok_or_else(|| corrupt("mode", &mode))? };
+    let hosts = directory::hosts_of(c, id)?;
+    let rows: Vec<(i64, i64, i64, Option<i64>)> = c
+        .prepare_cached(
+            "SELECT held_from, held_until, start_at, CASE WHEN status = 'pending_payment' THEN hold_expires_at END FROM bookings
+              WHERE business_id = ?1 AND held_until > ?2 AND status IN ('confirmed', 'pending_payment') ORDER BY held_from",
+        )
+        .and_then(|mut s| s.query_map(params![id, ms(since)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect())
+        .map_err(error)?;
+    let held = rows
+        .into_iter()
+        .map(|(from, until, start, expires)| {
+            Ok(Held { span: interval(from, until)?, start: ts(start)?, expires: expires.map(ts).transpose()? })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Some(CachedBusiness { tenant, business: Arc::new(row.into_business(hosts)?), held, since }))
 }
 
 fn refusal(party: &Party, reason: Unavailable) -> BookingError {
@@ -147,8 +208,8 @@ fn refusal(party: &Party, reason: Unavailable) -> BookingError {
 fn held(party: &Party, interval: Interval) -> Interval {
     match &party.business {
         Some(b) => interval.widened(
-            jiff::SignedDuration::from_mins(i64::from(b.buffer_before_minutes)),
-            jiff::SignedDuration::from_mins(i64::from(b.buffer_after_minutes)),
+            SignedDuration::from_mins(i64::from(b.buffer_before_minutes)),
+            SignedDuration::from_mins(i64::from(b.buffer_after_minutes)),
         ),
         None => interval,
     }
@@ -162,15 +223,22 @@ fn default_title(party: &Party, customer_name: Option<&str>) -> String {
     }
 }
 
-pub(crate) async fn create(
-    conn: &mut SqliteConnection,
+/// What a booking write makes stale in the cache.
+fn stale(booking: &Booking) -> Vec<CacheKey> {
+    let mut keys: Vec<CacheKey> = booking.participants.iter().map(|p| CacheKey::User(p.id.clone())).collect();
+    keys.extend(booking.business_id.clone().map(CacheKey::Business));
+    keys
+}
+
+pub(crate) fn create(
+    c: &Connection,
     t: &Tenant,
     new: &NewBooking,
     now: Timestamp,
-) -> Result<Booking, BookingError> {
-    let party = load_party(conn, t, &new.who, new.interval, now).await?;
+) -> Result<(Booking, Vec<CacheKey>), BookingError> {
+    let party = load_party(c, t, &new.who, new.interval, now)?;
     let free = party.check(new.interval, now, new.mode).map_err(|reason| refusal(&party, reason))?;
-    let booked: Vec<&User> = match new.mode {
+    let booked: Vec<&Arc<User>> = match new.mode {
         SearchMode::Collective => party.members.iter().collect(),
         SearchMode::Any => free.first().and_then(|&i| party.members.get(i)).into_iter().collect(),
     };
@@ -182,7 +250,7 @@ pub(crate) async fn create(
         business_id: party.business.as_ref().map(|b| b.id.clone()),
         participants: booked
             .iter()
-            .map(|u| kairos_core::Participant { id: u.id.clone(), email: u.email.clone(), name: u.name.clone() })
+            .map(|u| Participant { id: u.id.clone(), email: u.email.clone(), name: u.name.clone() })
             .collect(),
         customer_name: new.customer_name.clone(),
         customer_email: new.customer_email.clone(),
@@ -201,105 +269,91 @@ pub(crate) async fn create(
         cancelled_at: None,
         cancellation_reason: None,
     };
-    sqlx::query(
+    c.prepare_cached(
         "INSERT INTO bookings (id, account_id, mode, business_id, status, customer_name, customer_email, title, notes, description,
             metadata, start_at, end_at, held_from, held_until, hold_expires_at, payment_amount, payment_currency, checkout_url,
             created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20)",
     )
-    .bind(&booking.id)
-    .bind(&t.account_id)
-    .bind(t.mode.as_str())
-    .bind(&booking.business_id)
-    .bind(booking.status.as_str())
-    .bind(&booking.customer_name)
-    .bind(&booking.customer_email)
-    .bind(&booking.title)
-    .bind(&booking.notes)
-    .bind(&booking.description)
-    .bind(json(&booking.metadata))
-    .bind(ms(booking.start_time))
-    .bind(ms(booking.end_time))
-    .bind(ms(held.start()))
-    .bind(ms(held.end()))
-    .bind(booking.hold_expires_at.map(ms))
-    .bind(booking.payment_amount)
-    .bind(&booking.payment_currency)
-    .bind(&booking.checkout_url)
-    .bind(ms(now))
-    .bind(ms(now))
-    .execute(&mut *conn)
-    .await
-    .map_err(backend)?;
-    for (position, p) in booking.participants.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO booking_participants (booking_id, user_id, email, name, position, held_from, held_until, holds,
-                hold_expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8)",
+    .and_then(|mut s| {
+        s.execute(params![
+            booking.id,
+            t.account_id,
+            t.mode.as_str(),
+            booking.business_id,
+            booking.status.as_str(),
+            booking.customer_name,
+            booking.customer_email,
+            booking.title,
+            booking.notes,
+            booking.description,
+            json(&booking.metadata),
+            ms(booking.start_time),
+            ms(booking.end_time),
+            ms(held.start()),
+            ms(held.end()),
+            booking.hold_expires_at.map(ms),
+            booking.payment_amount,
+            booking.payment_currency,
+            booking.checkout_url,
+            ms(now)
+        ])
+    })
+    .map_err(error)?;
+    let mut insert = c
+        .prepare_cached(
+            "INSERT INTO booking_participants (booking_id, user_id, email, name, position, held_from, held_until, holds, hold_expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8)",
         )
-        .bind(&booking.id)
-        .bind(&p.id)
-        .bind(&p.email)
-        .bind(&p.name)
-        .bind(position as i64)
-        .bind(ms(held.start()))
-        .bind(ms(held.end()))
-        .bind(booking.hold_expires_at.map(ms))
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
+        .map_err(error)?;
+    for (position, p) in booking.participants.iter().enumerate() {
+        insert
+            .execute(params![
+                booking.id,
+                p.id,
+                p.email,
+                p.name,
+                position as i64,
+                ms(held.start()),
+                ms(held.end()),
+                booking.hold_expires_at.map(ms)
+            ])
+            .map_err(error)?;
     }
-    record_event(conn, t, BookingEvent::Created, &booking, now).await?;
-    Ok(booking)
+    record_event(c, t, BookingEvent::Created, &booking, now)?;
+    let keys = stale(&booking);
+    Ok((booking, keys))
 }
 
-async fn record_event(
-    conn: &mut SqliteConnection,
-    t: &Tenant,
-    event: BookingEvent,
-    booking: &Booking,
-    now: Timestamp,
-) -> StoreResult<()> {
+fn record_event(c: &Connection, t: &Tenant, event: BookingEvent, booking: &Booking, now: Timestamp) -> StoreResult<()> {
     let id = ids::new_id("evt");
     let payload = event_envelope(&id, event.as_str(), now, &BookingEventData { booking });
-    sqlx::query("INSERT INTO outbox_events (id, account_id, mode, event_type, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(&id)
-        .bind(&t.account_id)
-        .bind(t.mode.as_str())
-        .bind(event.as_str())
-        .bind(payload)
-        .bind(ms(now))
-        .execute(conn)
-        .await
-        .map_err(backend)?;
+    c.prepare_cached("INSERT INTO outbox_events (id, account_id, mode, event_type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+        .and_then(|mut s| s.execute(params![id, t.account_id, t.mode.as_str(), event.as_str(), payload, ms(now)]))
+        .map_err(error)?;
     Ok(())
 }
 
-const BOOKING_COLUMNS: &str = "id, business_id, status, customer_name, customer_email, title, notes, description, metadata, start_at, \
-    end_at, hold_expires_at, payment_amount, payment_currency, checkout_url, cancelled_at, cancellation_reason, created_at, updated_at";
-
-async fn participants_of(
-    conn: &mut SqliteConnection,
-    booking_ids: &[&str],
-) -> StoreResult<HashMap<String, Vec<kairos_core::Participant>>> {
-    let rows: Vec<ParticipantRow> = sqlx::query_as(
-        "SELECT booking_id, user_id, email, name FROM booking_participants
-          WHERE booking_id IN (SELECT value FROM json_each($1)) ORDER BY booking_id, position",
-    )
-    .bind(json(&booking_ids))
-    .fetch_all(conn)
-    .await
-    .map_err(backend)?;
-    let mut out: HashMap<String, Vec<kairos_core::Participant>> = HashMap::new();
-    for row in rows {
-        out.entry(row.booking_id.clone()).or_default().push(row.into_participant());
+fn participants_of(c: &Connection, booking_ids: &[&str]) -> StoreResult<HashMap<String, Vec<Participant>>> {
+    let rows: Vec<(String, String, String, Option<String>)> = c
+        .prepare_cached(
+            "SELECT booking_id, user_id, email, name FROM booking_participants
+              WHERE booking_id IN (SELECT value FROM json_each(?1)) ORDER BY booking_id, position",
+        )
+        .and_then(|mut s| {
+            s.query_map([json(&booking_ids)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect()
+        })
+        .map_err(error)?;
+    let mut out: HashMap<String, Vec<Participant>> = HashMap::new();
+    for (booking_id, id, email, name) in rows {
+        out.entry(booking_id).or_default().push(Participant { id, email, name });
     }
     Ok(out)
 }
 
-async fn hydrate(conn: &mut SqliteConnection, rows: Vec<BookingRow>) -> StoreResult<Vec<Booking>> {
+fn hydrate(c: &Connection, rows: Vec<BookingRow>) -> StoreResult<Vec<Booking>> {
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let mut participants = participants_of(conn, &ids).await?;
+    let mut participants = participants_of(c, &ids)?;
     rows.into_iter()
         .map(|row| {
             let people = participants.remove(&row.id).unwrap_or_default();
@@ -308,59 +362,60 @@ async fn hydrate(conn: &mut SqliteConnection, rows: Vec<BookingRow>) -> StoreRes
         .collect()
 }
 
-pub(crate) async fn get(conn: &mut SqliteConnection, t: &Tenant, id: &str) -> StoreResult<Option<Booking>> {
-    let row: Option<BookingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1 AND account_id = $2 AND mode = $3"
-    )))
-    .bind(id)
-    .bind(&t.account_id)
-    .bind(t.mode.as_str())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(backend)?;
+pub(crate) fn get(c: &Connection, t: &Tenant, id: &str) -> StoreResult<Option<Booking>> {
+    let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = ?1 AND account_id = ?2 AND mode = ?3");
+    let row = c
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_row(params![id, t.account_id, t.mode.as_str()], |r| BookingRow::read(r, 0)).optional()
+        })
+        .map_err(error)?;
     match row {
         None => Ok(None),
-        Some(row) => Ok(hydrate(conn, vec![row]).await?.pop()),
+        Some(row) => Ok(hydrate(c, vec![row])?.pop()),
     }
 }
 
-pub(crate) async fn list(
-    conn: &mut SqliteConnection,
-    t: &Tenant,
-    f: &BookingFilter,
-    page: &PageRequest,
-) -> StoreResult<Page<Booking>> {
-    let rows: Vec<BookingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+pub(crate) fn list(c: &Connection, t: &Tenant, f: &BookingFilter, page: &PageRequest) -> StoreResult<Page<Booking>> {
+    let sql = format!(
         "SELECT {BOOKING_COLUMNS} FROM bookings
-          WHERE account_id = $1 AND mode = $2 AND ($3 IS NULL OR id < $3)
-            AND ($4 IS NULL OR business_id = $4) AND ($5 IS NULL OR status = $5) AND ($6 IS NULL OR end_at > $6)
-            AND ($7 IS NULL OR start_at < $7) AND ($8 IS NULL OR customer_email = $8)
-          ORDER BY id DESC LIMIT $9"
-    )))
-    .bind(&t.account_id)
-    .bind(t.mode.as_str())
-    .bind(&page.cursor)
-    .bind(&f.business_id)
-    .bind(f.status.map(BookingStatus::as_str))
-    .bind(f.from.map(ms))
-    .bind(f.to.map(ms))
-    .bind(&f.customer_email)
-    .bind(page.limit as i64 + 1)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(backend)?;
-    let bookings = hydrate(conn, rows).await?;
+          WHERE account_id = ?1 AND mode = ?2 AND (?3 IS NULL OR id < ?3)
+            AND (?4 IS NULL OR business_id = ?4) AND (?5 IS NULL OR status = ?5) AND (?6 IS NULL OR end_at > ?6)
+            AND (?7 IS NULL OR start_at < ?7) AND (?8 IS NULL OR customer_email = ?8)
+          ORDER BY id DESC LIMIT ?9"
+    );
+    let rows = c
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_map(
+                params![
+                    t.account_id,
+                    t.mode.as_str(),
+                    page.cursor,
+                    f.business_id,
+                    f.status.map(BookingStatus::as_str),
+                    f.from.map(ms),
+                    f.to.map(ms),
+                    f.customer_email,
+                    page.limit as i64 + 1
+                ],
+                |r| BookingRow::read(r, 0),
+            )?
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(error)?;
+    let bookings = hydrate(c, rows)?;
     Ok(Page::from_rows(bookings, page.limit, |b| &b.id))
 }
 
-pub(crate) async fn reschedule(
-    conn: &mut SqliteConnection,
+pub(crate) fn reschedule(
+    c: &Connection,
     t: &Tenant,
     id: &str,
     to: Interval,
     now: Timestamp,
-) -> Result<Booking, BookingError> {
-    let mut booking = get(conn, t, id).await?.ok_or(StoreError::NotFound)?;
+) -> Result<(Booking, Vec<CacheKey>), BookingError> {
+    let mut booking = get(c, t, id)?.ok_or(StoreError::NotFound)?;
     if booking.status == BookingStatus::Cancelled {
         return Err(BookingError::Cancelled);
     }
@@ -370,76 +425,62 @@ pub(crate) async fn reschedule(
         ignore_booking: Some(booking.id.clone()),
         named_only: true,
     };
-    let party = load_party(conn, t, &who, to, now).await?;
+    let party = load_party(c, t, &who, to, now)?;
     party.check(to, now, SearchMode::Collective).map_err(|reason| refusal(&party, reason))?;
     let held = held(&party, to);
-    sqlx::query("UPDATE bookings SET start_at = $1, end_at = $2, held_from = $3, held_until = $4, updated_at = $5 WHERE id = $6")
-        .bind(ms(to.start()))
-        .bind(ms(to.end()))
-        .bind(ms(held.start()))
-        .bind(ms(held.end()))
-        .bind(ms(now))
-        .bind(&booking.id)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
-    sqlx::query("UPDATE booking_participants SET held_from = $1, held_until = $2 WHERE booking_id = $3")
-        .bind(ms(held.start()))
-        .bind(ms(held.end()))
-        .bind(&booking.id)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
+    c.prepare_cached("UPDATE bookings SET start_at = ?1, end_at = ?2, held_from = ?3, held_until = ?4, updated_at = ?5 WHERE id = ?6")
+        .and_then(|mut s| s.execute(params![ms(to.start()), ms(to.end()), ms(held.start()), ms(held.end()), ms(now), booking.id]))
+        .map_err(error)?;
+    c.prepare_cached("UPDATE booking_participants SET held_from = ?1, held_until = ?2 WHERE booking_id = ?3")
+        .and_then(|mut s| s.execute(params![ms(held.start()), ms(held.end()), booking.id]))
+        .map_err(error)?;
     booking.start_time = to.start();
     booking.end_time = to.end();
     booking.updated_at = now;
-    record_event(conn, t, BookingEvent::Updated, &booking, now).await?;
-    Ok(booking)
+    record_event(c, t, BookingEvent::Updated, &booking, now)?;
+    let keys = stale(&booking);
+    Ok((booking, keys))
 }
 
-pub(crate) async fn cancel(
-    conn: &mut SqliteConnection,
+pub(crate) fn cancel(
+    c: &Connection,
     t: &Tenant,
     id: &str,
     reason: Option<&str>,
     now: Timestamp,
-) -> Result<Booking, BookingError> {
-    let mut booking = get(conn, t, id).await?.ok_or(StoreError::NotFound)?;
+) -> Result<(Booking, Vec<CacheKey>), BookingError> {
+    let mut booking = get(c, t, id)?.ok_or(StoreError::NotFound)?;
     if booking.status == BookingStatus::Cancelled {
-        return Ok(booking);
+        return Ok((booking, Vec::new()));
     }
-    sqlx::query("UPDATE bookings SET status = 'cancelled', cancelled_at = $1, cancellation_reason = $2, updated_at = $1 WHERE id = $3")
-        .bind(ms(now))
-        .bind(reason)
-        .bind(&booking.id)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
-    sqlx::query("UPDATE booking_participants SET holds = 0 WHERE booking_id = $1")
-        .bind(&booking.id)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
+    c.prepare_cached("UPDATE bookings SET status = 'cancelled', cancelled_at = ?1, cancellation_reason = ?2, updated_at = ?1 WHERE id = ?3")
+        .and_then(|mut s| s.execute(params![ms(now), reason, booking.id]))
+        .map_err(error)?;
+    c.prepare_cached("UPDATE booking_participants SET holds = 0 WHERE booking_id = ?1")
+        .and_then(|mut s| s.execute([&booking.id]))
+        .map_err(error)?;
     booking.status = BookingStatus::Cancelled;
     booking.cancelled_at = Some(now);
     booking.cancellation_reason = reason.map(str::to_string);
     booking.updated_at = now;
-    record_event(conn, t, BookingEvent::Cancelled, &booking, now).await?;
-    Ok(booking)
+    record_event(c, t, BookingEvent::Cancelled, &booking, now)?;
+    let keys = stale(&booking);
+    Ok((booking, keys))
 }
 
-pub(crate) async fn outbox_events(pool: &SqlitePool, t: &Tenant, page: &PageRequest) -> StoreResult<Page<OutboxEvent>> {
-    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-        "SELECT id, event_type, payload, created_at FROM outbox_events
-          WHERE account_id = $1 AND mode = $2 AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4",
-    )
-    .bind(&t.account_id)
-    .bind(t.mode.as_str())
-    .bind(&page.cursor)
-    .bind(page.limit as i64 + 1)
-    .fetch_all(pool)
-    .await
-    .map_err(backend)?;
+pub(crate) fn outbox_events(c: &Connection, t: &Tenant, page: &PageRequest) -> StoreResult<Page<OutboxEvent>> {
+    let rows: Vec<(String, String, String, i64)> = c
+        .prepare_cached(
+            "SELECT id, event_type, payload, created_at FROM outbox_events
+              WHERE account_id = ?1 AND mode = ?2 AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![t.account_id, t.mode.as_str(), page.cursor, page.limit as i64 + 1], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect()
+        })
+        .map_err(error)?;
     let events = rows
         .into_iter()
         .map(|(id, event_type, payload, created_at)| {

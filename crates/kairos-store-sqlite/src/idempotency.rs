@@ -3,34 +3,29 @@
 
 use jiff::Timestamp;
 use kairos_store::{IDEMPOTENCY_LEASE, IDEMPOTENCY_TTL, IdempotencyClaim, StoreResult, StoredResponse, Tenant};
-use sqlx::{SqliteConnection, SqlitePool};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::backend;
+use crate::db::error;
 use crate::rows::ms;
 
 /// fingerprint, status, body, created_at, locked_until
 type KeyRow = (String, Option<i64>, Option<String>, i64, i64);
 
-pub(crate) async fn claim(
-    conn: &mut SqliteConnection,
+pub(crate) fn claim(
+    c: &Connection,
     t: &Tenant,
     key: &str,
     fingerprint: &str,
     now: Timestamp,
 ) -> StoreResult<IdempotencyClaim> {
-    let row: Option<KeyRow> = sqlx::query_as(
-        "SELECT fingerprint, status, body, created_at, locked_until FROM idempotency_keys WHERE account_id = $1 AND mode = $2 AND key = $3",
-    )
-    .bind(&t.account_id)
-    .bind(t.mode.as_str())
-    .bind(key)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(backend)?;
-    let outcome = match row {
-        Some((_, _, _, created_at, _)) if created_at + IDEMPOTENCY_TTL.as_millis() as i64 <= ms(now) => {
-            IdempotencyClaim::Claimed
-        }
+    let row: Option<KeyRow> = c
+        .prepare_cached(
+            "SELECT fingerprint, status, body, created_at, locked_until FROM idempotency_keys WHERE account_id = ?1 AND mode = ?2 AND key = ?3",
+        )
+        .and_then(|mut s| s.query_row(params![t.account_id, t.mode.as_str(), key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).optional())
+        .map_err(error)?;
+    match row {
+        Some((_, _, _, created_at, _)) if created_at + IDEMPOTENCY_TTL.as_millis() as i64 <= ms(now) => {}
         Some((stored, _, _, _, _)) if stored != fingerprint => return Ok(IdempotencyClaim::Mismatch),
         Some((_, Some(status), body, _, _)) => {
             return Ok(IdempotencyClaim::Completed(StoredResponse {
@@ -39,46 +34,33 @@ pub(crate) async fn claim(
             }));
         }
         Some((_, None, _, _, locked_until)) if locked_until > ms(now) => return Ok(IdempotencyClaim::InProgress),
-        _ => IdempotencyClaim::Claimed,
-    };
-    sqlx::query(
+        _ => {}
+    }
+    c.prepare_cached(
         "INSERT INTO idempotency_keys (account_id, mode, key, fingerprint, status, body, created_at, locked_until)
-         VALUES ($1, $2, $3, $4, NULL, NULL, $5, $6)
+         VALUES (?1, ?2, ?3, ?4, NULL, NULL, ?5, ?6)
          ON CONFLICT (account_id, mode, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = NULL, body = NULL,
             created_at = excluded.created_at, locked_until = excluded.locked_until",
     )
-    .bind(&t.account_id)
-    .bind(t.mode.as_str())
-    .bind(key)
-    .bind(fingerprint)
-    .bind(ms(now))
-    .bind(ms(now + IDEMPOTENCY_LEASE))
-    .execute(conn)
-    .await
-    .map_err(backend)?;
-    Ok(outcome)
+    .and_then(|mut s| s.execute(params![t.account_id, t.mode.as_str(), key, fingerprint, ms(now), ms(now + IDEMPOTENCY_LEASE)]))
+    .map_err(error)?;
+    Ok(IdempotencyClaim::Claimed)
 }
 
-pub(crate) async fn complete(pool: &SqlitePool, t: &Tenant, key: &str, response: &StoredResponse) -> StoreResult<()> {
-    sqlx::query("UPDATE idempotency_keys SET status = $1, body = $2 WHERE account_id = $3 AND mode = $4 AND key = $5")
-        .bind(i64::from(response.status))
-        .bind(&response.body)
-        .bind(&t.account_id)
-        .bind(t.mode.as_str())
-        .bind(key)
-        .execute(pool)
-        .await
-        .map_err(backend)?;
+pub(crate) fn complete(c: &Connection, t: &Tenant, key: &str, response: &StoredResponse) -> StoreResult<()> {
+    c.prepare_cached(
+        "UPDATE idempotency_keys SET status = ?1, body = ?2 WHERE account_id = ?3 AND mode = ?4 AND key = ?5",
+    )
+    .and_then(|mut s| s.execute(params![i64::from(response.status), response.body, t.account_id, t.mode.as_str(), key]))
+    .map_err(error)?;
     Ok(())
 }
 
-pub(crate) async fn release(pool: &SqlitePool, t: &Tenant, key: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE account_id = $1 AND mode = $2 AND key = $3 AND status IS NULL")
-        .bind(&t.account_id)
-        .bind(t.mode.as_str())
-        .bind(key)
-        .execute(pool)
-        .await
-        .map_err(backend)?;
+pub(crate) fn release(c: &Connection, t: &Tenant, key: &str) -> StoreResult<()> {
+    c.prepare_cached(
+        "DELETE FROM idempotency_keys WHERE account_id = ?1 AND mode = ?2 AND key = ?3 AND status IS NULL",
+    )
+    .and_then(|mut s| s.execute(params![t.account_id, t.mode.as_str(), key]))
+    .map_err(error)?;
     Ok(())
 }

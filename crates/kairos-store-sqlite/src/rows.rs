@@ -1,9 +1,11 @@
 //! Rows as SQLite returns them, and their conversion to domain values. Times are stored as
-//! Unix milliseconds; schedules as their JSON shape.
+//! Unix milliseconds; schedules and metadata as their JSON shape.
 
 use jiff::Timestamp;
+use kairos_core::schedule::Schedule;
 use kairos_core::{Booking, BookingStatus, Business, Participant, User, Zone};
 use kairos_store::StoreError;
+use rusqlite::Row;
 
 pub(crate) fn ms(t: Timestamp) -> i64 {
     t.as_millisecond()
@@ -22,7 +24,7 @@ pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 pub(crate) fn json<T: serde::Serialize>(value: &T) -> String {
-    // Serializing our own plain data types cannot fail (no maps with non-string keys).
+    // Our plain data types always serialize (string keys only).
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
 }
 
@@ -38,7 +40,9 @@ fn count(what: &str, n: Option<i64>) -> Result<Option<u32>, StoreError> {
     n.map(|n| u32::try_from(n).map_err(|e| corrupt(what, e))).transpose()
 }
 
-#[derive(sqlx::FromRow)]
+pub(crate) const USER_COLUMNS: &str =
+    "id, email, name, timezone, working_hours, date_overrides, created_at, updated_at";
+
 pub(crate) struct UserRow {
     id: String,
     email: String,
@@ -51,21 +55,40 @@ pub(crate) struct UserRow {
 }
 
 impl UserRow {
+    /// Reads [`USER_COLUMNS`] starting at column `at`.
+    pub(crate) fn read(row: &Row<'_>, at: usize) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(at)?,
+            email: row.get(at + 1)?,
+            name: row.get(at + 2)?,
+            timezone: row.get(at + 3)?,
+            working_hours: row.get(at + 4)?,
+            date_overrides: row.get(at + 5)?,
+            created_at: row.get(at + 6)?,
+            updated_at: row.get(at + 7)?,
+        })
+    }
+
     pub(crate) fn into_user(self) -> Result<User, StoreError> {
         Ok(User {
             id: self.id,
             email: self.email,
             name: self.name,
-            timezone: zone(&self.timezone)?,
-            working_hours: parse_json("working hours", &self.working_hours)?,
-            date_overrides: parse_json("date overrides", &self.date_overrides)?,
+            schedule: Schedule::new(
+                zone(&self.timezone)?,
+                parse_json("working hours", &self.working_hours)?,
+                parse_json("date overrides", &self.date_overrides)?,
+            ),
             created_at: ts(self.created_at)?,
             updated_at: ts(self.updated_at)?,
         })
     }
 }
 
-#[derive(sqlx::FromRow)]
+pub(crate) const BUSINESS_COLUMNS: &str = "id, name, timezone, working_hours, date_overrides, buffer_before_minutes, \
+    buffer_after_minutes, minimum_notice_minutes, max_bookings_per_day, slot_step_minutes, price_amount, price_currency, \
+    created_at, updated_at";
+
 pub(crate) struct BusinessRow {
     pub(crate) id: String,
     name: String,
@@ -84,14 +107,36 @@ pub(crate) struct BusinessRow {
 }
 
 impl BusinessRow {
+    /// Reads [`BUSINESS_COLUMNS`] starting at column `at`.
+    pub(crate) fn read(row: &Row<'_>, at: usize) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(at)?,
+            name: row.get(at + 1)?,
+            timezone: row.get(at + 2)?,
+            working_hours: row.get(at + 3)?,
+            date_overrides: row.get(at + 4)?,
+            buffer_before_minutes: row.get(at + 5)?,
+            buffer_after_minutes: row.get(at + 6)?,
+            minimum_notice_minutes: row.get(at + 7)?,
+            max_bookings_per_day: row.get(at + 8)?,
+            slot_step_minutes: row.get(at + 9)?,
+            price_amount: row.get(at + 10)?,
+            price_currency: row.get(at + 11)?,
+            created_at: row.get(at + 12)?,
+            updated_at: row.get(at + 13)?,
+        })
+    }
+
     pub(crate) fn into_business(self, hosts: Vec<String>) -> Result<Business, StoreError> {
         let minutes = |what: &str, n: i64| count(what, Some(n)).map(|n| n.unwrap_or(0));
         Ok(Business {
             id: self.id,
             name: self.name,
-            timezone: zone(&self.timezone)?,
-            working_hours: parse_json("working hours", &self.working_hours)?,
-            date_overrides: parse_json("date overrides", &self.date_overrides)?,
+            schedule: Schedule::new(
+                zone(&self.timezone)?,
+                parse_json("working hours", &self.working_hours)?,
+                parse_json("date overrides", &self.date_overrides)?,
+            ),
             buffer_before_minutes: minutes("buffer", self.buffer_before_minutes)?,
             buffer_after_minutes: minutes("buffer", self.buffer_after_minutes)?,
             minimum_notice_minutes: minutes("notice", self.minimum_notice_minutes)?,
@@ -106,7 +151,10 @@ impl BusinessRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
+pub(crate) const BOOKING_COLUMNS: &str = "id, business_id, status, customer_name, customer_email, title, notes, description, \
+    metadata, start_at, end_at, hold_expires_at, payment_amount, payment_currency, checkout_url, cancelled_at, \
+    cancellation_reason, created_at, updated_at";
+
 pub(crate) struct BookingRow {
     pub(crate) id: String,
     business_id: Option<String>,
@@ -130,6 +178,31 @@ pub(crate) struct BookingRow {
 }
 
 impl BookingRow {
+    /// Reads [`BOOKING_COLUMNS`] starting at column `at`.
+    pub(crate) fn read(row: &Row<'_>, at: usize) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(at)?,
+            business_id: row.get(at + 1)?,
+            status: row.get(at + 2)?,
+            customer_name: row.get(at + 3)?,
+            customer_email: row.get(at + 4)?,
+            title: row.get(at + 5)?,
+            notes: row.get(at + 6)?,
+            description: row.get(at + 7)?,
+            metadata: row.get(at + 8)?,
+            start_at: row.get(at + 9)?,
+            end_at: row.get(at + 10)?,
+            hold_expires_at: row.get(at + 11)?,
+            payment_amount: row.get(at + 12)?,
+            payment_currency: row.get(at + 13)?,
+            checkout_url: row.get(at + 14)?,
+            cancelled_at: row.get(at + 15)?,
+            cancellation_reason: row.get(at + 16)?,
+            created_at: row.get(at + 17)?,
+            updated_at: row.get(at + 18)?,
+        })
+    }
+
     pub(crate) fn into_booking(self, participants: Vec<Participant>) -> Result<Booking, StoreError> {
         Ok(Booking {
             id: self.id,
@@ -153,19 +226,5 @@ impl BookingRow {
             cancelled_at: opt_ts(self.cancelled_at)?,
             cancellation_reason: self.cancellation_reason,
         })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct ParticipantRow {
-    pub(crate) booking_id: String,
-    pub(crate) user_id: String,
-    pub(crate) email: String,
-    pub(crate) name: Option<String>,
-}
-
-impl ParticipantRow {
-    pub(crate) fn into_participant(self) -> Participant {
-        Participant { id: self.user_id, email: self.email, name: self.name }
     }
 }

@@ -9,8 +9,8 @@ use kairos_store_sqlite::{SqliteOptions, SqliteStore};
 
 async fn fresh() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("kairos.db").display());
-    let store = SqliteStore::open(&SqliteOptions::new(url)).await.expect("open a fresh SQLite store");
+    let store =
+        SqliteStore::open(&SqliteOptions::new(dir.path().join("kairos.db"))).await.expect("open a fresh SQLite store");
     (Arc::new(store), dir)
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use kairos_core::availability::Mode as SearchMode;
-use kairos_core::schedule::{DateOverrides, WorkingHours};
+use kairos_core::schedule::{DateOverrides, Schedule, WorkingHours};
 use kairos_core::{Booking, BookingStatus, Business, Interval, Unavailable, User, Zone};
 
 use crate::*;
@@ -84,9 +84,7 @@ fn user(email: &str) -> User {
         id: ids::new_id("usr"),
         email: email.to_string(),
         name: Some(email.split('@').next().unwrap_or(email).to_string()),
-        timezone: Zone::utc(),
-        working_hours: always_open(),
-        date_overrides: DateOverrides::default(),
+        schedule: Schedule::new(Zone::utc(), always_open(), DateOverrides::default()),
         created_at: now(),
         updated_at: now(),
     }
@@ -96,9 +94,7 @@ fn business(hosts: &[&User]) -> Business {
     Business {
         id: ids::new_id("biz"),
         name: "Clinic".to_string(),
-        timezone: Zone::utc(),
-        working_hours: always_open(),
-        date_overrides: DateOverrides::default(),
+        schedule: Schedule::new(Zone::utc(), always_open(), DateOverrides::default()),
         buffer_before_minutes: 0,
         buffer_after_minutes: 0,
         minimum_notice_minutes: 0,
@@ -212,10 +208,10 @@ pub async fn user_emails_are_unique_within_a_tenant(store: S) {
     bob.email = "alice@example.com".to_string();
     assert!(matches!(store.update_user(&a, &bob).await, Err(StoreError::Conflict("email"))));
     bob.email = "robert@example.com".to_string();
-    bob.timezone = Zone::parse("Europe/Berlin").unwrap();
+    bob.schedule.timezone = Zone::parse("Europe/Berlin").unwrap();
     store.update_user(&a, &bob).await.unwrap();
     let got = store.user(&a, &bob.id).await.unwrap().unwrap();
-    assert_eq!((got.email.as_str(), got.timezone.name()), ("robert@example.com", "Europe/Berlin"));
+    assert_eq!((got.email.as_str(), got.schedule.timezone.name()), ("robert@example.com", "Europe/Berlin"));
     let found = store
         .resolve_users(
             &a,
@@ -544,7 +540,7 @@ pub async fn the_daily_cap_is_enforced_in_the_transaction(store: S) {
     let a = tenant(&store, "acme", Mode::Test).await;
     let mut biz = business(&[]);
     biz.max_bookings_per_day = Some(2);
-    biz.timezone = Zone::parse("America/New_York").unwrap();
+    biz.schedule.timezone = Zone::parse("America/New_York").unwrap();
     store.insert_business(&a, &biz).await.unwrap();
     // 2030-01-02 in New York runs from 05:00Z to 05:00Z the next day.
     store
@@ -590,7 +586,7 @@ pub async fn a_refused_booking_writes_nothing(store: S) {
     let a = tenant(&store, "acme", Mode::Test).await;
     let mut biz = business(&[]);
     biz.minimum_notice_minutes = 120;
-    biz.working_hours = WorkingHours::business_days_nine_to_five();
+    biz.schedule.working_hours = WorkingHours::business_days_nine_to_five();
     store.insert_business(&a, &biz).await.unwrap();
     let cases = [
         (iv("2029-12-31T10:00:00Z", "2029-12-31T10:30:00Z"), Unavailable::InPast),

@@ -5,7 +5,7 @@
 
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use kairos::Config;
-use kairos_core::schedule::{DateOverrides, WorkingHours};
+use kairos_core::schedule::{DateOverrides, Schedule, WorkingHours};
 use kairos_core::{Business, Interval, User, Zone};
 use kairos_store::{Mode, NewBusyBlock, Tenant, ids, keys};
 
@@ -34,18 +34,14 @@ async fn main() -> anyhow::Result<()> {
         id: ids::new_id("usr"),
         email,
         name: None,
-        timezone: Zone::parse(zone).unwrap(),
-        working_hours: hours,
-        date_overrides: DateOverrides::default(),
+        schedule: Schedule::new(Zone::parse(zone).unwrap(), hours, DateOverrides::default()),
         created_at: now,
         updated_at: now,
     };
     let business = |name: &str, hosts: Vec<String>| Business {
         id: ids::new_id("biz"),
         name: name.to_string(),
-        timezone: Zone::utc(),
-        working_hours: WorkingHours::always(),
-        date_overrides: DateOverrides::default(),
+        schedule: Schedule::new(Zone::utc(), WorkingHours::always(), DateOverrides::default()),
         buffer_before_minutes: 5,
         buffer_after_minutes: 5,
         minimum_notice_minutes: 0,

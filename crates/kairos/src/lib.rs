@@ -20,7 +20,7 @@ pub use config::Config;
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.database_url.as_str();
     if url.starts_with("sqlite:") {
-        let mut options = SqliteOptions::new(url);
+        let mut options = SqliteOptions::new(kairos_store_sqlite::path_of(url)?);
         options.synchronous_full = config.sqlite_synchronous_full;
         let store = SqliteStore::open(&options)
             .await

@@ -9,6 +9,11 @@ use kairos_api::Clock;
 use kairos_store::{Mode, keys};
 use tracing_subscriber::EnvFilter;
 
+/// glibc's allocator serialises threads on its arena locks under this server's load (seen in
+/// profiles as futex waits); mimalloc keeps per-thread heaps.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Self-hostable scheduling infrastructure. Configuration comes from KAIROS_* environment
 /// variables (see README.md).
 #[derive(Parser)]
@@ -52,7 +57,7 @@ enum KeyMode {
 
 fn init_logging() {
     let filter =
-        EnvFilter::try_from_env("KAIROS_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+        EnvFilter::try_from_env("KAIROS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::env::var("KAIROS_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();

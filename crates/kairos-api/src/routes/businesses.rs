@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use kairos_core::schedule::{DateOverrides, WorkingHours};
+use kairos_core::schedule::{DateOverrides, Schedule, WorkingHours};
 use kairos_core::{Business, Zone};
 use kairos_store::{StoreError, Tenant, ids};
 use serde::{Deserialize, Serialize};
@@ -105,9 +105,11 @@ pub async fn create(
     let mut business = Business {
         id: ids::new_id("biz"),
         name: String::new(),
-        timezone: body.timezone,
-        working_hours: body.working_hours.unwrap_or_else(WorkingHours::business_days_nine_to_five),
-        date_overrides: body.date_overrides.unwrap_or_default(),
+        schedule: Schedule::new(
+            body.timezone,
+            body.working_hours.unwrap_or_else(WorkingHours::business_days_nine_to_five),
+            body.date_overrides.unwrap_or_default(),
+        ),
         buffer_before_minutes: wire::minutes_in(
             "buffer_before_minutes",
             body.buffer_before_minutes.unwrap_or(0),
@@ -170,13 +172,13 @@ pub async fn update(
         b.name = name(n)?;
     }
     if let Some(zone) = wire::required("timezone", body.timezone)? {
-        b.timezone = zone;
+        b.schedule.timezone = zone;
     }
     if let Some(hours) = wire::required("working_hours", body.working_hours)? {
-        b.working_hours = hours;
+        b.schedule.working_hours = hours;
     }
     if let Some(overrides) = body.date_overrides {
-        b.date_overrides = overrides.unwrap_or_default();
+        b.schedule.date_overrides = overrides.unwrap_or_default();
     }
     if let Some(m) = body.buffer_before_minutes {
         b.buffer_before_minutes = wire::minutes_in("buffer_before_minutes", m.unwrap_or(0), MAX_BUFFER)?;

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use kairos_core::schedule::{DateOverrides, WorkingHours};
+use kairos_core::schedule::{DateOverrides, Schedule, WorkingHours};
 use kairos_core::{User, Zone};
 use kairos_store::ids;
 use serde::{Deserialize, Serialize};
@@ -70,9 +70,11 @@ pub async fn create(
         id: ids::new_id("usr"),
         email: wire::email("email", &body.email)?,
         name: wire::text("name", body.name, 200)?,
-        timezone: body.timezone,
-        working_hours: body.working_hours.unwrap_or_else(WorkingHours::business_days_nine_to_five),
-        date_overrides: body.date_overrides.unwrap_or_default(),
+        schedule: Schedule::new(
+            body.timezone,
+            body.working_hours.unwrap_or_else(WorkingHours::business_days_nine_to_five),
+            body.date_overrides.unwrap_or_default(),
+        ),
         created_at: now,
         updated_at: now,
     };
@@ -111,13 +113,13 @@ pub async fn update(
         user.name = wire::text("name", name, 200)?;
     }
     if let Some(zone) = wire::required("timezone", body.timezone)? {
-        user.timezone = zone;
+        user.schedule.timezone = zone;
     }
     if let Some(hours) = wire::required("working_hours", body.working_hours)? {
-        user.working_hours = hours;
+        user.schedule.working_hours = hours;
     }
     if let Some(overrides) = body.date_overrides {
-        user.date_overrides = overrides.unwrap_or_default();
+        user.schedule.date_overrides = overrides.unwrap_or_default();
     }
     user.updated_at = state.clock.now();
     state.store.update_user(&t, &user).await?;

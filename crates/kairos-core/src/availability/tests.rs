@@ -136,12 +136,12 @@ fn an_overnight_shift_offers_slots_past_midnight() {
 #[test]
 fn date_overrides_shorten_and_close_days() {
     let mut s = schedule("UTC", NINE_TO_FIVE);
-    s.overrides.insert(
+    s.date_overrides.insert(
         "2026-12-24".parse().unwrap(),
         vec![TimeRange::new(LocalTime::parse("09:00").unwrap(), LocalTime::parse("12:00").unwrap()).unwrap()],
     );
-    s.overrides.insert("2026-12-25".parse().unwrap(), vec![]);
-    s.overrides.insert(
+    s.date_overrides.insert("2026-12-25".parse().unwrap(), vec![]);
+    s.date_overrides.insert(
         "2026-12-26".parse().unwrap(),
         vec![TimeRange::new(LocalTime::parse("10:00").unwrap(), LocalTime::parse("11:00").unwrap()).unwrap()],
     );
@@ -340,7 +340,7 @@ fn run<R>(case: &Case, f: impl FnOnce(&SlotSearch) -> R) -> R {
     let utc = Zone::utc();
     let daily_starts: Vec<Timestamp> =
         case.daily.as_ref().map(|(_, v)| v.iter().map(|m| at(*m)).collect()).unwrap_or_default();
-    let zone = case.base.as_ref().map(|b| &b.zone).unwrap_or(&utc);
+    let zone = case.base.as_ref().map(|b| &b.timezone).unwrap_or(&utc);
     let q = SlotSearch {
         window: Interval::new(at(case.window.0), at(case.window.1)).unwrap(),
         duration: mins(case.duration),

@@ -1,0 +1,237 @@
+//! Connections and the two ways work reaches them: reads run on a pool of read-only
+//! connections through tokio's blocking threads; writes run on one dedicated writer thread
+//! that commits them in groups.
+//!
+//! Why a writer thread rather than a pool: SQLite allows one writer at a time anyway. Giving it
+//! a thread of its own lets writes queue without lock contention, run back to back on a warm
+//! connection with cached statements, and share one `COMMIT` when several are waiting (group
+//! commit). Each write runs inside its own `SAVEPOINT`, so one that fails is rolled back alone;
+//! its caller hears back only after the `COMMIT` that made its work durable.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use std::time::Duration;
+
+use kairos_store::StoreError;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::cache::{Cache, CacheKey};
+
+/// The most writes committed together.
+const MAX_GROUP: usize = 128;
+
+/// Maps a SQLite failure: unique violations become conflicts on `field`, foreign-key
+/// violations a missing reference, anything else a backend failure.
+pub(crate) fn error(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e
+        && f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+    {
+        return StoreError::NotFound;
+    }
+    StoreError::Backend(e.to_string())
+}
+
+/// Like [`error`], but a unique violation is a conflict on `field`.
+pub(crate) fn unique(field: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            StoreError::Conflict(field)
+        }
+        _ => error(e),
+    }
+}
+
+/// The file a `sqlite://PATH` (or `sqlite:PATH`) URL names; query parameters are ignored.
+pub fn path_of(url: &str) -> Result<PathBuf, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::Backend(format!("`{url}` is not a sqlite:// URL")))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Err(StoreError::Backend("an SQLite database needs a file path, e.g. sqlite://kairos.db".into()));
+    }
+    Ok(PathBuf::from(path))
+}
+
+pub(crate) fn open(path: &Path, writer: bool, synchronous_full: bool) -> Result<Connection, StoreError> {
+    let flags = if writer {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(error)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(error)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    let sync = if synchronous_full { "FULL" } else { "NORMAL" };
+    let pragmas = if writer {
+        format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
+        )
+    } else {
+        "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA query_only = ON;".to_string()
+    };
+    conn.execute_batch(&pragmas).map_err(error)?;
+    Ok(conn)
+}
+
+/// Read-only connections, used one at a time each on a blocking thread.
+pub(crate) struct Readers {
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl Readers {
+    pub(crate) fn new(conns: Vec<Connection>) -> Self {
+        Self { permits: Semaphore::new(conns.len()), idle: Mutex::new(conns) }
+    }
+
+    /// Runs `f` on a read connection inside one read transaction (one consistent snapshot).
+    pub(crate) async fn run<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let _permit = self.permits.acquire().await.map_err(|_| StoreError::Backend("the store is closed".into()))?;
+        let conn = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let conn = conn.ok_or_else(|| StoreError::Backend("no idle read connection".into()))?;
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let result = snapshot(&conn, f);
+            (conn, result)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("a read failed: {e}")))?;
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(conn);
+        result
+    }
+}
+
+fn snapshot<T, E: From<StoreError>>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E> {
+    conn.execute_batch("BEGIN").map_err(error)?;
+    let result = catch_unwind(AssertUnwindSafe(|| f(conn)))
+        .unwrap_or_else(|_| Err(StoreError::Backend("a read panicked".into()).into()));
+    // A read transaction has nothing to commit; ending it releases the snapshot.
+    let _ = conn.execute_batch("ROLLBACK");
+    result
+}
+
+/// What a write hands back to the writer thread: whether its work should be kept, the cache
+/// entries it made stale, and how to tell its caller once the commit is known.
+pub(crate) struct Done {
+    keep: bool,
+    stale: Vec<CacheKey>,
+    reply: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
+}
+
+type Job = Box<dyn FnOnce(&Connection) -> Done + Send>;
+
+/// The handle to the writer thread.
+pub(crate) struct Writer {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Writer {
+    pub(crate) fn start(conn: Connection, cache: Arc<Cache>) -> Self {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("kairos-sqlite-writer".into())
+            .spawn(move || write_loop(&conn, &rx, &cache))
+            .ok();
+        Self { jobs: Mutex::new(Some(tx)), thread: Mutex::new(thread) }
+    }
+
+    /// Runs `f` in the writer's transaction. `f` returns its value and the cache entries it
+    /// made stale; its error rolls back its own work only.
+    pub(crate) async fn run<T, E>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<(T, Vec<CacheKey>), E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |conn| {
+            let outcome = catch_unwind(AssertUnwindSafe(|| f(conn)))
+                .unwrap_or_else(|_| Err(StoreError::Backend("a write panicked".into()).into()));
+            match outcome {
+                Ok((value, stale)) => Done {
+                    keep: true,
+                    stale,
+                    reply: Box::new(move |commit| {
+                        let _ = tx.send(commit.map(|()| value).map_err(E::from));
+                    }),
+                },
+                Err(e) => Done {
+                    keep: false,
+                    stale: Vec::new(),
+                    reply: Box::new(move |_| {
+                        let _ = tx.send(Err(e));
+                    }),
+                },
+            }
+        });
+        let sender = self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        sender
+            .ok_or_else(|| StoreError::Backend("the store is closed".into()))?
+            .send(job)
+            .map_err(|_| StoreError::Backend("the writer has stopped".into()))?;
+        rx.await.map_err(|_| E::from(StoreError::Backend("the writer dropped a write".into())))?
+    }
+
+    /// Stops accepting writes, lets queued ones finish and waits for the thread.
+    pub(crate) fn stop(&self) {
+        self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<Job>, cache: &Cache) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        // A job that is dropped without running drops its reply channel: its caller gets an
+        // error, and nothing of it was written.
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "could not begin a write transaction");
+            continue;
+        }
+        let mut done = Vec::with_capacity(group.len());
+        for job in group {
+            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+                tracing::error!(error = %e, "could not open a savepoint");
+                continue;
+            }
+            let d = job(conn);
+            let end = if d.keep { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+            if let Err(e) = conn.execute_batch(end) {
+                tracing::error!(error = %e, "could not end a savepoint");
+            }
+            done.push(d);
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(error);
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        // Stale entries go before anyone hears back, so a caller never reads its own write's
+        // old state from the cache.
+        cache.invalidate(done.iter().flat_map(|d| d.stale.iter()));
+        for d in done {
+            (d.reply)(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Backend(e.to_string())));
+        }
+    }
+}
