@@ -70,7 +70,9 @@ CREATE TABLE busy_blocks (
     start_at    INTEGER NOT NULL,
     end_at      INTEGER NOT NULL
 );
-CREATE INDEX busy_blocks_by_user_end ON busy_blocks (user_id, end_at);
+-- Blocks are stored at most 7 days long (longer ones as several rows), so "what overlaps
+-- [a, b)" is the bounded range start_at in (a - 7 days, b) of this index.
+CREATE INDEX busy_blocks_by_user_start ON busy_blocks (user_id, start_at);
 
 CREATE TABLE bookings (
     id                   TEXT PRIMARY KEY,
@@ -101,7 +103,9 @@ CREATE TABLE bookings (
     CHECK (end_at > start_at)
 );
 CREATE INDEX bookings_by_tenant ON bookings (account_id, mode, id);
-CREATE INDEX bookings_by_business_held ON bookings (business_id, held_until);
+-- A held span is at most 72 hours (24 h booking, 24 h buffers each side): overlap queries
+-- are bounded ranges of held_from.
+CREATE INDEX bookings_by_business_held ON bookings (business_id, held_from);
 
 -- The people a booking holds. Times and the holding state are copied here so that one
 -- index answers "what holds this person's time" without touching `bookings`.
@@ -117,7 +121,7 @@ CREATE TABLE booking_participants (
     hold_expires_at  INTEGER,
     PRIMARY KEY (booking_id, user_id)
 );
-CREATE INDEX booking_participants_holding ON booking_participants (user_id, held_until) WHERE holds = 1;
+CREATE INDEX booking_participants_holding ON booking_participants (user_id, held_from) WHERE holds = 1;
 
 -- Webhook events, written in the same transaction as the change that caused them.
 CREATE TABLE outbox_events (

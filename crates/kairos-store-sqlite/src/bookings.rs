@@ -20,6 +20,12 @@ use crate::rows::{
     BOOKING_COLUMNS, BUSINESS_COLUMNS, BookingRow, BusinessRow, USER_COLUMNS, UserRow, corrupt, json, ms, ts,
 };
 
+/// The longest a booking can hold time: a 24-hour booking with 24-hour buffers on each side.
+/// The API refuses longer bookings and buffers; overlap queries rely on the bound.
+pub(crate) const MAX_HELD: SignedDuration = SignedDuration::from_hours(72);
+/// Busy blocks are stored in pieces at most this long, for the same reason.
+pub(crate) const MAX_BLOCK: SignedDuration = SignedDuration::from_hours(7 * 24);
+
 /// A booking holds time while confirmed, or awaiting payment until its hold lapses (?4 = now).
 const HOLDING: &str =
     "(status = 'confirmed' OR (status = 'pending_payment' AND (hold_expires_at IS NULL OR hold_expires_at > ?4)))";
@@ -85,15 +91,17 @@ fn member_busy(
 ) -> StoreResult<Vec<Interval>> {
     let rows: Vec<(i64, i64)> = c
         .prepare_cached(
-            "SELECT start_at, end_at FROM busy_blocks WHERE user_id = ?1 AND end_at > ?2 AND start_at < ?3
+            "SELECT start_at, end_at FROM busy_blocks
+              WHERE user_id = ?1 AND start_at > ?2 - ?6 AND start_at < ?3 AND end_at > ?2
              UNION ALL
              SELECT held_from, held_until FROM booking_participants
-              WHERE user_id = ?1 AND holds = 1 AND held_until > ?2 AND held_from < ?3
+              WHERE user_id = ?1 AND holds = 1 AND held_from > ?2 - ?7 AND held_from < ?3 AND held_until > ?2
                 AND (hold_expires_at IS NULL OR hold_expires_at > ?4) AND booking_id IS NOT ?5
              ORDER BY 1",
         )
         .and_then(|mut s| {
-            s.query_map(params![user_id, ms(span.start()), ms(span.end()), ms(now), ignore], |r| {
+            let bounds = (MAX_BLOCK.as_millis() as i64, MAX_HELD.as_millis() as i64);
+            s.query_map(params![user_id, ms(span.start()), ms(span.end()), ms(now), ignore, bounds.0, bounds.1], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?
             .collect()
@@ -112,12 +120,14 @@ fn business_busy(
 ) -> StoreResult<Vec<(Interval, Timestamp)>> {
     let sql = format!(
         "SELECT held_from, held_until, start_at FROM bookings
-          WHERE business_id = ?1 AND held_until > ?2 AND held_from < ?3 AND {HOLDING} AND id IS NOT ?5 ORDER BY held_from"
+          WHERE business_id = ?1 AND held_from > ?2 - ?6 AND held_from < ?3 AND held_until > ?2 AND {HOLDING} AND id IS NOT ?5
+          ORDER BY held_from"
     );
     let rows: Vec<(i64, i64, i64)> = c
         .prepare_cached(&sql)
         .and_then(|mut s| {
-            s.query_map(params![business_id, ms(span.start()), ms(span.end()), ms(now), ignore], |r| {
+            let bound = MAX_HELD.as_millis() as i64;
+            s.query_map(params![business_id, ms(span.start()), ms(span.end()), ms(now), ignore, bound], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?
             .collect()
@@ -144,12 +154,18 @@ pub(crate) fn user_entry(c: &Connection, id: &str, since: Timestamp) -> StoreRes
     let tenant = Tenant { account_id, mode: Mode::parse(&mode).ok_or_else(|| corrupt("mode", &mode))? };
     let rows: Vec<(i64, i64, Option<i64>)> = c
         .prepare_cached(
-            "SELECT start_at, end_at, NULL FROM busy_blocks WHERE user_id = ?1 AND end_at > ?2
+            "SELECT start_at, end_at, NULL FROM busy_blocks WHERE user_id = ?1 AND start_at > ?2 - ?3 AND end_at > ?2
              UNION ALL
-             SELECT held_from, held_until, hold_expires_at FROM booking_participants WHERE user_id = ?1 AND holds = 1 AND held_until > ?2
+             SELECT held_from, held_until, hold_expires_at FROM booking_participants
+              WHERE user_id = ?1 AND holds = 1 AND held_from > ?2 - ?4 AND held_until > ?2
              ORDER BY 1",
         )
-        .and_then(|mut s| s.query_map(params![id, ms(since)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
+        .and_then(|mut s| {
+            s.query_map(params![id, ms(since), MAX_BLOCK.as_millis() as i64, MAX_HELD.as_millis() as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect()
+        })
         .map_err(error)?;
     let held = rows
         .into_iter()
@@ -180,9 +196,12 @@ pub(crate) fn business_entry(c: &Connection, id: &str, since: Timestamp) -> Stor
     let rows: Vec<(i64, i64, i64, Option<i64>)> = c
         .prepare_cached(
             "SELECT held_from, held_until, start_at, CASE WHEN status = 'pending_payment' THEN hold_expires_at END FROM bookings
-              WHERE business_id = ?1 AND held_until > ?2 AND status IN ('confirmed', 'pending_payment') ORDER BY held_from",
+              WHERE business_id = ?1 AND held_from > ?2 - ?3 AND held_until > ?2 AND status IN ('confirmed', 'pending_payment')
+              ORDER BY held_from",
         )
-        .and_then(|mut s| s.query_map(params![id, ms(since)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect())
+        .and_then(|mut s| {
+            s.query_map(params![id, ms(since), MAX_HELD.as_millis() as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect()
+        })
         .map_err(error)?;
     let held = rows
         .into_iter()
@@ -204,15 +223,23 @@ fn refusal(party: &Party, reason: Unavailable) -> BookingError {
     })
 }
 
-/// The time a booking keeps from others: its interval widened by its business's buffers.
-fn held(party: &Party, interval: Interval) -> Interval {
-    match &party.business {
+/// The time a booking keeps from others: its interval widened by its business's buffers. At
+/// most [`MAX_HELD`], which overlap queries rely on; the API never asks for more.
+fn held(party: &Party, interval: Interval) -> StoreResult<Interval> {
+    let held = match &party.business {
         Some(b) => interval.widened(
             SignedDuration::from_mins(i64::from(b.buffer_before_minutes)),
             SignedDuration::from_mins(i64::from(b.buffer_after_minutes)),
         ),
         None => interval,
+    };
+    if held.duration() > MAX_HELD {
+        return Err(StoreError::Backend(format!(
+            "a booking may hold at most {} hours with its buffers",
+            MAX_HELD.as_hours()
+        )));
     }
+    Ok(held)
 }
 
 fn default_title(party: &Party, customer_name: Option<&str>) -> String {
@@ -243,7 +270,7 @@ pub(crate) fn create(
         SearchMode::Any => free.first().and_then(|&i| party.members.get(i)).into_iter().collect(),
     };
     let paid = party.business.as_ref().filter(|b| b.is_paid());
-    let held = held(&party, new.interval);
+    let held = held(&party, new.interval)?;
     let booking = Booking {
         id: ids::new_id("bkg"),
         status: if paid.is_some() { BookingStatus::PendingPayment } else { BookingStatus::Confirmed },
@@ -427,7 +454,7 @@ pub(crate) fn reschedule(
     };
     let party = load_party(c, t, &who, to, now)?;
     party.check(to, now, SearchMode::Collective).map_err(|reason| refusal(&party, reason))?;
-    let held = held(&party, to);
+    let held = held(&party, to)?;
     c.prepare_cached("UPDATE bookings SET start_at = ?1, end_at = ?2, held_from = ?3, held_until = ?4, updated_at = ?5 WHERE id = ?6")
         .and_then(|mut s| s.execute(params![ms(to.start()), ms(to.end()), ms(held.start()), ms(held.end()), ms(now), booking.id]))
         .map_err(error)?;

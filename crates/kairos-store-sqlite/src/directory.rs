@@ -7,6 +7,7 @@ use kairos_store::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::bookings::MAX_BLOCK;
 use crate::db::{error, unique};
 use crate::rows::{BUSINESS_COLUMNS, BusinessRow, USER_COLUMNS, UserRow, json, ms, ts};
 
@@ -289,16 +290,15 @@ pub(crate) fn add_busy_blocks(c: &Connection, t: &Tenant, user_id: &str, blocks:
         .prepare_cached("INSERT INTO busy_blocks (account_id, mode, user_id, source, start_at, end_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
         .map_err(error)?;
     for block in blocks {
-        insert
-            .execute(params![
-                t.account_id,
-                t.mode.as_str(),
-                user_id,
-                block.source,
-                ms(block.interval.start()),
-                ms(block.interval.end())
-            ])
-            .map_err(error)?;
+        // Long blocks go in as pieces of at most MAX_BLOCK, which bounds overlap queries.
+        let mut start = block.interval.start();
+        while start < block.interval.end() {
+            let end = block.interval.end().min(start + MAX_BLOCK);
+            insert
+                .execute(params![t.account_id, t.mode.as_str(), user_id, block.source, ms(start), ms(end)])
+                .map_err(error)?;
+            start = end;
+        }
     }
     Ok(())
 }

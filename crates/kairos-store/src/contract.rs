@@ -399,8 +399,31 @@ pub async fn busy_blocks_hold_time(store: S) {
             )
             .await,
     );
+    // A three-week absence blocks every day of it, and a window deep inside it sees it.
+    let away = NewBusyBlock { interval: iv("2030-02-01T00:00:00Z", "2030-02-22T00:00:00Z"), source: "manual".into() };
+    store.add_busy_blocks(&a, &alice.id, &[away]).await.unwrap();
+    let deep_day = iv("2030-02-18T00:00:00Z", "2030-02-19T00:00:00Z");
+    refused(
+        store
+            .create_booking(
+                &a,
+                &for_people(&["alice@example.com"], iv("2030-02-18T10:00:00Z", "2030-02-18T11:00:00Z")),
+                now(),
+            )
+            .await,
+    );
+    let deep = store.load_party(&a, &who, deep_day, now()).await.unwrap();
+    let merged = kairos_core::interval::merge(deep.busy[0].clone());
+    assert!(merged.iter().any(|b| b.contains(&deep_day)), "the absence covers the whole day: {merged:?}");
+    store
+        .create_booking(
+            &a,
+            &for_people(&["alice@example.com"], iv("2030-02-22T00:00:00Z", "2030-02-22T01:00:00Z")),
+            now(),
+        )
+        .await
+        .unwrap();
 }
-
 pub async fn cancel_frees_time_and_is_idempotent(store: S) {
     let a = tenant(&store, "acme", Mode::Test).await;
     let alice = user("alice@example.com");
