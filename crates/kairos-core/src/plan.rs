@@ -17,10 +17,11 @@ pub struct Party {
     /// The business's hosts first (in host order), then named participants; no repeats.
     /// Shared, because stores hand out the same users to many concurrent searches.
     pub members: Vec<Arc<User>>,
-    /// Busy time of each member, same order, each list sorted by start.
-    pub busy: Vec<Vec<Interval>>,
+    /// Busy time of each member, same order, each list sorted by start. It may reach beyond
+    /// the window (stores share one list among many searches instead of copying a slice).
+    pub busy: Vec<Arc<[Interval]>>,
     /// Time held on the business itself: its bookings when it has no hosts.
-    pub base_busy: Vec<Interval>,
+    pub base_busy: Arc<[Interval]>,
     /// Starts of the business's bookings that count against its daily cap.
     pub booked_starts: Vec<Timestamp>,
 }

@@ -300,15 +300,17 @@ impl Schedule {
         let tz = self.timezone.tz();
         let first = span.start().to_zoned(tz.clone()).date().yesterday().unwrap_or(jiff::civil::Date::MIN);
         let last = span.end().to_zoned(tz.clone()).date();
+        let Some(mut midnight) = naive_midnight(first) else { return Vec::new() };
         let mut to_instant = LocalToInstant::new(tz);
         let mut out = Vec::new();
-        let mut day = first;
+        let (mut day, mut weekday) = (first, first.weekday());
+        let no_overrides = self.date_overrides.is_empty();
         while day <= last {
-            let ranges = self.date_overrides.get(day).unwrap_or_else(|| self.working_hours.day(day.weekday()));
-            for range in ranges {
-                let end_day = if range.end <= range.start { day.tomorrow().ok() } else { Some(day) };
-                let start = to_instant.at(day, range.start);
-                let end = end_day.and_then(|d| to_instant.at(d, range.end));
+            let ranges = if no_overrides { None } else { self.date_overrides.get(day) };
+            for range in ranges.unwrap_or_else(|| self.working_hours.day(weekday)) {
+                let end_day = if range.end <= range.start { 1 } else { 0 };
+                let start = to_instant.at(midnight, day, 0, range.start);
+                let end = to_instant.at(midnight, day, end_day, range.end);
                 let (Some(start), Some(end)) = (start, end) else { continue };
                 if let Ok(iv) = Interval::new(start, end)
                     && iv.overlaps(&span)
@@ -320,9 +322,19 @@ impl Schedule {
                 Ok(next) => day = next,
                 Err(_) => break,
             }
+            midnight += DAY;
+            weekday = weekday.next();
         }
         interval::merge(out)
     }
+}
+
+const DAY: i64 = 24 * 3600;
+
+/// Local midnight of `day` read as if it were UTC, in Unix seconds: the zone-free "naive"
+/// clock that local times are counted on.
+fn naive_midnight(day: Date) -> Option<i64> {
+    jiff::tz::Offset::UTC.to_timestamp(day.to_datetime(jiff::civil::Time::midnight())).ok().map(|t| t.as_second())
 }
 
 /// Local times to instants in one zone, fast for runs of nearby times.
@@ -341,21 +353,25 @@ struct LocalToInstant<'a> {
     until: i64,
 }
 
-const MARGIN: i64 = 2 * 24 * 3600;
+const MARGIN: i64 = 2 * DAY;
 
 impl<'a> LocalToInstant<'a> {
     fn new(tz: &'a jiff::tz::TimeZone) -> Self {
         Self { tz, offset: 0, from: 0, until: 0 }
     }
 
-    /// The instant at which local `time` on `day` happens (`24:00` is the next midnight).
-    fn at(&mut self, day: Date, time: LocalTime) -> Option<Timestamp> {
-        let local = day.to_datetime(jiff::civil::Time::midnight()).checked_add((time.0 as i64).minutes()).ok()?;
-        let naive = jiff::tz::Offset::UTC.to_timestamp(local).ok()?.as_second();
+    /// The instant at which local `time` happens `plus_days` after `day`, whose naive midnight
+    /// is `midnight` (`24:00` is the following midnight).
+    fn at(&mut self, midnight: i64, day: Date, plus_days: i64, time: LocalTime) -> Option<Timestamp> {
+        let naive = midnight + plus_days * DAY + i64::from(time.0) * 60;
         let guess = naive - self.offset;
         if self.from <= guess && guess < self.until {
             return Timestamp::from_second(guess).ok();
         }
+        let local = day
+            .to_datetime(jiff::civil::Time::midnight())
+            .checked_add(((plus_days * 24 * 60) + i64::from(time.0)).minutes())
+            .ok()?;
         let exact = self.tz.to_ambiguous_timestamp(local).compatible().ok()?;
         self.offset = i64::from(self.tz.to_offset(exact).seconds());
         let before = self.tz.preceding(exact).next().map_or(i64::MIN / 2, |t| t.timestamp().as_second());
@@ -458,7 +474,12 @@ mod tests {
             for (offset, minutes) in times {
                 let day = origin.checked_add((start_day + offset).days()).unwrap();
                 let time = LocalTime(minutes);
-                proptest::prop_assert_eq!(fast.at(day, time), instant(zone.tz(), day, time), "{} {} {}", zone.name(), day, time);
+                let got = fast.at(naive_midnight(day).unwrap(), day, 0, time);
+                proptest::prop_assert_eq!(got, instant(zone.tz(), day, time), "{} {} {}", zone.name(), day, time);
+                // The same local time reached from the day before.
+                let yesterday = day.yesterday().unwrap();
+                let via = fast.at(naive_midnight(yesterday).unwrap(), yesterday, 1, time);
+                proptest::prop_assert_eq!(via, got, "{} {} {} via the day before", zone.name(), day, time);
             }
         }
     }

@@ -13,7 +13,7 @@ use kairos_core::{Booking, BookingStatus, Interval, Participant, Unavailable, Us
 use kairos_store::*;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::cache::{CacheKey, CachedBusiness, CachedUser, Held};
+use crate::cache::{CacheKey, CachedBusiness, CachedUser, Timeline};
 use crate::db::error;
 use crate::directory;
 use crate::rows::{
@@ -78,7 +78,8 @@ pub(crate) fn load_party(
                 .collect();
         }
     }
-    Ok(Party { business: business.map(Arc::new), members, busy, base_busy, booked_starts })
+    let busy = busy.into_iter().map(Arc::from).collect();
+    Ok(Party { business: business.map(Arc::new), members, busy, base_busy: base_busy.into(), booked_starts })
 }
 
 /// Calendar busy blocks and holding bookings of one person overlapping `span`, sorted.
@@ -169,12 +170,9 @@ pub(crate) fn user_entry(c: &Connection, id: &str, since: Timestamp) -> StoreRes
         .map_err(error)?;
     let held = rows
         .into_iter()
-        .map(|(from, until, expires)| {
-            let span = interval(from, until)?;
-            Ok(Held { span, start: span.start(), expires: expires.map(ts).transpose()? })
-        })
+        .map(|(from, until, expires)| Ok((interval(from, until)?, expires.map(ts).transpose()?)))
         .collect::<StoreResult<Vec<_>>>()?;
-    Ok(Some(CachedUser { tenant, user: Arc::new(row.into_user()?), held, since }))
+    Ok(Some(CachedUser { tenant, user: Arc::new(row.into_user()?), held: Timeline::new(held), since }))
 }
 
 /// A business with its holding bookings that end after `since`, for the cache.
@@ -203,13 +201,13 @@ pub(crate) fn business_entry(c: &Connection, id: &str, since: Timestamp) -> Stor
             s.query_map(params![id, ms(since), MAX_HELD.as_millis() as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect()
         })
         .map_err(error)?;
-    let held = rows
+    let rows = rows
         .into_iter()
-        .map(|(from, until, start, expires)| {
-            Ok(Held { span: interval(from, until)?, start: ts(start)?, expires: expires.map(ts).transpose()? })
-        })
+        .map(|(from, until, start, expires)| Ok((interval(from, until)?, ts(start)?, expires.map(ts).transpose()?)))
         .collect::<StoreResult<Vec<_>>>()?;
-    Ok(Some(CachedBusiness { tenant, business: Arc::new(row.into_business(hosts)?), held, since }))
+    let starts = rows.iter().map(|(_, start, expires)| (*start, *expires)).collect();
+    let held = Timeline::new(rows.into_iter().map(|(span, _, expires)| (span, expires)));
+    Ok(Some(CachedBusiness { tenant, business: Arc::new(row.into_business(hosts)?), held, starts, since }))
 }
 
 fn refusal(party: &Party, reason: Unavailable) -> BookingError {

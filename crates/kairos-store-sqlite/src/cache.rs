@@ -27,19 +27,40 @@ pub(crate) const LOOKBACK: jiff::SignedDuration = jiff::SignedDuration::from_hou
 /// Entries kept before the cache starts over (a crude bound on memory).
 const MAX_ENTRIES: usize = 100_000;
 
-/// Time held on someone's calendar or by a booking.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Held {
-    pub span: Interval,
-    /// The booking's own start (for daily caps); the span's start for calendar time.
-    pub start: Timestamp,
-    /// When a payment hold lapses.
-    pub expires: Option<Timestamp>,
+/// Held time, ready to share with searches.
+#[derive(Debug, Default)]
+pub(crate) struct Timeline {
+    /// Time that stays held, sorted by start.
+    fixed: Arc<[Interval]>,
+    /// Payment holds and when they lapse, sorted by start.
+    lapsing: Vec<(Interval, Timestamp)>,
 }
 
-impl Held {
-    pub(crate) fn holds(&self, now: Timestamp) -> bool {
-        self.expires.is_none_or(|e| e > now)
+impl Timeline {
+    /// From held spans and, for payment holds, their expiry (any order).
+    pub(crate) fn new(held: impl IntoIterator<Item = (Interval, Option<Timestamp>)>) -> Self {
+        let (mut fixed, mut lapsing) = (Vec::new(), Vec::new());
+        for (span, expires) in held {
+            match expires {
+                Some(at) => lapsing.push((span, at)),
+                None => fixed.push(span),
+            }
+        }
+        fixed.sort_unstable_by_key(Interval::start);
+        lapsing.sort_unstable_by_key(|(span, _)| span.start());
+        Self { fixed: fixed.into(), lapsing }
+    }
+
+    /// What holds at `now`, sorted by start: shared without copying when nothing can lapse
+    /// (the common case), else a merged copy.
+    pub(crate) fn at(&self, now: Timestamp) -> Arc<[Interval]> {
+        if self.lapsing.is_empty() {
+            return self.fixed.clone();
+        }
+        let mut all = self.fixed.to_vec();
+        all.extend(self.lapsing.iter().filter(|(_, at)| *at > now).map(|(span, _)| *span));
+        all.sort_unstable_by_key(Interval::start);
+        all.into()
     }
 }
 
@@ -47,8 +68,7 @@ impl Held {
 pub(crate) struct CachedUser {
     pub tenant: Tenant,
     pub user: Arc<User>,
-    /// Sorted by span start.
-    pub held: Vec<Held>,
+    pub held: Timeline,
     pub since: Timestamp,
 }
 
@@ -56,8 +76,10 @@ pub(crate) struct CachedUser {
 pub(crate) struct CachedBusiness {
     pub tenant: Tenant,
     pub business: Arc<Business>,
-    /// The business's own holding bookings, sorted by span start.
-    pub held: Vec<Held>,
+    /// The time its own holding bookings hold (with buffers).
+    pub held: Timeline,
+    /// Those bookings' own starts, and when each lapses if it is a payment hold (daily caps).
+    pub starts: Vec<(Timestamp, Option<Timestamp>)>,
     pub since: Timestamp,
 }
 

@@ -202,14 +202,22 @@ impl SqliteStore {
         if oldest.is_some_and(|since| since > span.start() - day) {
             return Ok(None);
         }
-        let busy = members.iter().map(|m| overlapping(&m.held, span, now).map(|h| h.span).collect()).collect();
-        let (mut base_busy, mut booked_starts) = (Vec::new(), Vec::new());
+        let busy = members.iter().map(|m| m.held.at(now)).collect();
+        let (mut base_busy, mut booked_starts): (Arc<[Interval]>, Vec<Timestamp>) = Default::default();
         if let Some(b) = &business {
             if b.business.hosts.is_empty() {
-                base_busy = overlapping(&b.held, span, now).map(|h| h.span).collect();
+                base_busy = b.held.at(now);
             }
             if b.business.max_bookings_per_day.is_some() {
-                booked_starts = overlapping(&b.held, window.widened(day, day), now).map(|h| h.start).collect();
+                let days = window.widened(day, day);
+                booked_starts = b
+                    .starts
+                    .iter()
+                    .filter(|(start, lapses)| {
+                        days.start() <= *start && *start < days.end() && lapses.is_none_or(|at| at > now)
+                    })
+                    .map(|(start, _)| *start)
+                    .collect();
             }
         }
         Ok(Some(Party {
@@ -220,13 +228,6 @@ impl SqliteStore {
             booked_starts,
         }))
     }
-}
-
-/// Held time overlapping `span` that still holds at `now`. `held` is sorted by start, so
-/// everything from the first entry starting at or after the span's end is out of it.
-fn overlapping(held: &[cache::Held], span: Interval, now: Timestamp) -> impl Iterator<Item = cache::Held> + '_ {
-    let end = held.partition_point(|h| h.span.start() < span.end());
-    held[..end].iter().filter(move |h| h.span.end() > span.start() && h.holds(now)).copied()
 }
 
 #[async_trait]

@@ -241,7 +241,7 @@ pub async fn free_busy(
         .map(|email| {
             let busy =
                 party.members.iter().position(|m| m.email == email).map(|i| party.busy[i].clone()).unwrap_or_default();
-            let busy = interval::merge(busy)
+            let busy = interval::merge(busy.to_vec())
                 .into_iter()
                 .filter_map(|b| b.intersection(&window))
                 .map(|b| BusyOut { start: b.start(), end: b.end() })
