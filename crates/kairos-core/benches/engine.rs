@@ -10,11 +10,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
 use kairos_core::availability::{Member, Mode, Rules, SlotSearch};
 use kairos_core::schedule::{DateOverrides, Schedule};
-use kairos_core::{Interval, Zone};
+use kairos_core::{Interval, Timeline, Zone};
 
 const ZONES: [&str; 5] = ["America/New_York", "Europe/Berlin", "Europe/London", "America/Toronto", "Europe/Lisbon"];
 
-fn fixture() -> (Schedule, Vec<Schedule>, Vec<Vec<Interval>>) {
+fn fixture() -> (Schedule, Vec<Schedule>, Vec<Timeline>) {
     let hours = r#"{"monday":[{"start":"07:00","end":"20:00"}],"tuesday":[{"start":"07:00","end":"20:00"}],
       "wednesday":[{"start":"07:00","end":"20:00"}],"thursday":[{"start":"07:00","end":"20:00"}],
       "friday":[{"start":"07:00","end":"20:00"}],"saturday":[{"start":"10:00","end":"14:00"}]}"#;
@@ -45,13 +45,14 @@ fn fixture() -> (Schedule, Vec<Schedule>, Vec<Vec<Interval>>) {
             })
             .collect();
         blocks.sort_by_key(|b| b.start());
-        busy.push(blocks);
+        busy.push(Timeline::new(blocks));
     }
     (base, schedules, busy)
 }
 
 fn bench(c: &mut Criterion) {
     let (base, schedules, busy) = fixture();
+    let none = Timeline::default();
     let members: Vec<Member> = schedules.iter().zip(&busy).map(|(schedule, busy)| Member { schedule, busy }).collect();
     let window =
         Interval::new("2027-01-04T00:00:00Z".parse().unwrap(), "2027-01-18T00:00:00Z".parse().unwrap()).unwrap();
@@ -62,7 +63,7 @@ fn bench(c: &mut Criterion) {
             now: "2027-01-01T00:00:00Z".parse().unwrap(),
             mode,
             base: Some(&base),
-            base_busy: &[],
+            base_busy: &none,
             members: &members,
             rules: Rules {
                 buffer_before: SignedDuration::from_mins(5),

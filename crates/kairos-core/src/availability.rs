@@ -6,13 +6,12 @@
 //! from the start of each working interval. Every step is linear in its input, so a search
 //! over many people with thousands of busy blocks stays in the tens of microseconds.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::interval::{self, Interval, Span, secs_up};
+use crate::interval::{self, Interval, Span, Timeline, secs_up};
 use crate::schedule::Schedule;
 use crate::zone::Zone;
 
@@ -54,8 +53,8 @@ pub struct Rules<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Member<'a> {
     pub schedule: &'a Schedule,
-    /// Busy time, sorted by start (overlaps allowed); sorted on the fly if it is not.
-    pub busy: &'a [Interval],
+    /// Busy time.
+    pub busy: &'a Timeline,
 }
 
 /// A search for slots.
@@ -68,8 +67,8 @@ pub struct SlotSearch<'a> {
     pub mode: Mode,
     /// Hours that bound every member (a business's own), if any.
     pub base: Option<&'a Schedule>,
-    /// Time held on the base itself (the bookings of a business without hosts), sorted by start.
-    pub base_busy: &'a [Interval],
+    /// Time held on the base itself (the bookings of a business without hosts).
+    pub base_busy: &'a Timeline,
     pub members: &'a [Member<'a>],
     pub rules: Rules<'a>,
     /// Stop after this many slots.
@@ -155,9 +154,9 @@ impl<'a> SlotSearch<'a> {
             working = interval::intersect(&working, &spans_inside(&m.schedule.working_intervals(span)));
         }
         let (ws, we) = (secs_up(self.widen().0), secs_up(self.widen().1));
-        let mut free = interval::subtract(&working, &busy_spans(self.base_busy), ws, we);
+        let mut free = interval::subtract(&working, self.base_busy, ws, we);
         for m in self.members {
-            free = interval::subtract(&free, &busy_spans(m.busy), ws, we);
+            free = interval::subtract(&free, m.busy, ws, we);
         }
         let everyone: Vec<usize> = (0..self.members.len()).collect();
         let counts = DayCounts::new(self.rules.daily_limit);
@@ -173,7 +172,7 @@ impl<'a> SlotSearch<'a> {
         let span = self.span(self.window);
         let base = self.base_working(span);
         let (ws, we) = (secs_up(self.widen().0), secs_up(self.widen().1));
-        let base_busy = busy_spans(self.base_busy);
+        let base_busy = self.base_busy;
         let counts = DayCounts::new(self.rules.daily_limit);
         let mut found: Vec<(Interval, usize)> = Vec::new();
         for (index, m) in self.members.iter().enumerate() {
@@ -182,8 +181,8 @@ impl<'a> SlotSearch<'a> {
                 Some(b) => interval::intersect(b, &own),
                 None => own,
             };
-            let free = interval::subtract(&working, &base_busy, ws, we);
-            let free = interval::subtract(&free, &busy_spans(m.busy), ws, we);
+            let free = interval::subtract(&working, base_busy, ws, we);
+            let free = interval::subtract(&free, m.busy, ws, we);
             self.candidates(&working, &free, &counts, |interval| {
                 found.push((interval, index));
                 true
@@ -312,18 +311,6 @@ fn ceil_div(a: i64, b: i64) -> i64 {
 
 fn spans_inside(intervals: &[Interval]) -> Vec<Span> {
     intervals.iter().map(Span::inside).filter(|s| s.start < s.end).collect()
-}
-
-/// Busy time sorted by start: borrowed as given when it already is (the usual case: stores
-/// load it in order), else a sorted copy.
-fn busy_spans(busy: &[Interval]) -> Cow<'_, [Interval]> {
-    if busy.is_sorted_by_key(|b| b.start()) {
-        Cow::Borrowed(busy)
-    } else {
-        let mut owned = busy.to_vec();
-        owned.sort_unstable_by_key(|b| b.start());
-        Cow::Owned(owned)
-    }
 }
 
 /// Bookings per local day, for the daily cap.

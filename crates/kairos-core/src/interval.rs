@@ -82,6 +82,50 @@ impl Interval {
     }
 }
 
+/// Intervals sorted by start (they may overlap): busy time as the engine reads it. Sorted once
+/// when made, then shared cheaply (an `Arc`), so searches never re-sort or re-check it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timeline(std::sync::Arc<[Interval]>);
+
+impl Timeline {
+    /// Sorts `intervals` by start (unless they already are) into a timeline.
+    pub fn new(mut intervals: Vec<Interval>) -> Self {
+        if !intervals.is_sorted_by_key(|i| i.start) {
+            intervals.sort_unstable_by_key(|i| i.start);
+        }
+        Self(intervals.into())
+    }
+
+    pub fn as_slice(&self) -> &[Interval] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Timeline {
+    type Target = [Interval];
+    fn deref(&self) -> &[Interval] {
+        &self.0
+    }
+}
+
+impl From<Vec<Interval>> for Timeline {
+    fn from(intervals: Vec<Interval>) -> Self {
+        Self::new(intervals)
+    }
+}
+
+impl FromIterator<Interval> for Timeline {
+    fn from_iter<I: IntoIterator<Item = Interval>>(iter: I) -> Self {
+        Self::new(iter.into_iter().collect())
+    }
+}
+
+impl<const N: usize> From<[Interval; N]> for Timeline {
+    fn from(intervals: [Interval; N]) -> Self {
+        Self::new(intervals.to_vec())
+    }
+}
+
 /// Sorts and coalesces intervals into a disjoint, sorted list; touching intervals are joined.
 pub fn merge(mut intervals: Vec<Interval>) -> Vec<Interval> {
     if !intervals.is_sorted() {

@@ -17,6 +17,6 @@ pub mod zone;
 pub use availability::{Member, Mode, Rules, Slot, SlotSearch, Unavailable};
 pub use booking::{Booking, BookingEvent, BookingStatus, Participant};
 pub use directory::{Business, User};
-pub use interval::{Interval, IntervalError};
+pub use interval::{Interval, IntervalError, Timeline};
 pub use schedule::{DateOverrides, LocalTime, Schedule, TimeRange, WorkingHours};
 pub use zone::Zone;

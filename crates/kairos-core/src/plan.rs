@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::availability::{Member, Mode, Rules, Slot, SlotSearch, Unavailable};
 use crate::directory::{Business, User};
-use crate::interval::Interval;
+use crate::interval::{Interval, Timeline};
 
 /// Everyone whose time a search or booking involves, and their busy time.
 #[derive(Debug, Clone, Default)]
@@ -19,9 +19,9 @@ pub struct Party {
     pub members: Vec<Arc<User>>,
     /// Busy time of each member, same order, each list sorted by start. It may reach beyond
     /// the window (stores share one list among many searches instead of copying a slice).
-    pub busy: Vec<Arc<[Interval]>>,
+    pub busy: Vec<Timeline>,
     /// Time held on the business itself: its bookings when it has no hosts.
-    pub base_busy: Arc<[Interval]>,
+    pub base_busy: Timeline,
     /// Starts of the business's bookings that count against its daily cap.
     pub booked_starts: Vec<Timestamp>,
 }

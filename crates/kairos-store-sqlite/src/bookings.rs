@@ -9,11 +9,11 @@ use jiff::{SignedDuration, Timestamp};
 use kairos_core::availability::Mode as SearchMode;
 use kairos_core::booking::BookingEvent;
 use kairos_core::plan::Party;
-use kairos_core::{Booking, BookingStatus, Interval, Participant, Unavailable, User};
+use kairos_core::{Booking, BookingStatus, Interval, Participant, Timeline, Unavailable, User};
 use kairos_store::*;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::cache::{CacheKey, CachedBusiness, CachedUser, Timeline};
+use crate::cache::{CacheKey, CachedBusiness, CachedUser, HeldTime};
 use crate::db::error;
 use crate::directory;
 use crate::rows::{
@@ -78,8 +78,8 @@ pub(crate) fn load_party(
                 .collect();
         }
     }
-    let busy = busy.into_iter().map(Arc::from).collect();
-    Ok(Party { business: business.map(Arc::new), members, busy, base_busy: base_busy.into(), booked_starts })
+    let busy = busy.into_iter().map(Timeline::new).collect();
+    Ok(Party { business: business.map(Arc::new), members, busy, base_busy: Timeline::new(base_busy), booked_starts })
 }
 
 /// Calendar busy blocks and holding bookings of one person overlapping `span`, sorted.
@@ -172,7 +172,7 @@ pub(crate) fn user_entry(c: &Connection, id: &str, since: Timestamp) -> StoreRes
         .into_iter()
         .map(|(from, until, expires)| Ok((interval(from, until)?, expires.map(ts).transpose()?)))
         .collect::<StoreResult<Vec<_>>>()?;
-    Ok(Some(CachedUser { tenant, user: Arc::new(row.into_user()?), held: Timeline::new(held), since }))
+    Ok(Some(CachedUser { tenant, user: Arc::new(row.into_user()?), held: HeldTime::new(held), since }))
 }
 
 /// A business with its holding bookings that end after `since`, for the cache.
@@ -206,7 +206,7 @@ pub(crate) fn business_entry(c: &Connection, id: &str, since: Timestamp) -> Stor
         .map(|(from, until, start, expires)| Ok((interval(from, until)?, ts(start)?, expires.map(ts).transpose()?)))
         .collect::<StoreResult<Vec<_>>>()?;
     let starts = rows.iter().map(|(_, start, expires)| (*start, *expires)).collect();
-    let held = Timeline::new(rows.into_iter().map(|(span, _, expires)| (span, expires)));
+    let held = HeldTime::new(rows.into_iter().map(|(span, _, expires)| (span, expires)));
     Ok(Some(CachedBusiness { tenant, business: Arc::new(row.into_business(hosts)?), held, starts, since }))
 }
 

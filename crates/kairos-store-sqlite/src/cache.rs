@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use kairos_core::{Business, Interval, User};
+use kairos_core::{Business, Interval, Timeline, User};
 use kairos_store::{Mode, Tenant};
 
 /// API key lookups are kept this long (keys cannot be revoked yet; when they can, revocation
@@ -29,14 +29,14 @@ const MAX_ENTRIES: usize = 100_000;
 
 /// Held time, ready to share with searches.
 #[derive(Debug, Default)]
-pub(crate) struct Timeline {
-    /// Time that stays held, sorted by start.
-    fixed: Arc<[Interval]>,
+pub(crate) struct HeldTime {
+    /// Time that stays held.
+    fixed: Timeline,
     /// Payment holds and when they lapse, sorted by start.
     lapsing: Vec<(Interval, Timestamp)>,
 }
 
-impl Timeline {
+impl HeldTime {
     /// From held spans and, for payment holds, their expiry (any order).
     pub(crate) fn new(held: impl IntoIterator<Item = (Interval, Option<Timestamp>)>) -> Self {
         let (mut fixed, mut lapsing) = (Vec::new(), Vec::new());
@@ -46,21 +46,19 @@ impl Timeline {
                 None => fixed.push(span),
             }
         }
-        fixed.sort_unstable_by_key(Interval::start);
         lapsing.sort_unstable_by_key(|(span, _)| span.start());
-        Self { fixed: fixed.into(), lapsing }
+        Self { fixed: Timeline::new(fixed), lapsing }
     }
 
     /// What holds at `now`, sorted by start: shared without copying when nothing can lapse
     /// (the common case), else a merged copy.
-    pub(crate) fn at(&self, now: Timestamp) -> Arc<[Interval]> {
+    pub(crate) fn at(&self, now: Timestamp) -> Timeline {
         if self.lapsing.is_empty() {
             return self.fixed.clone();
         }
         let mut all = self.fixed.to_vec();
         all.extend(self.lapsing.iter().filter(|(_, at)| *at > now).map(|(span, _)| *span));
-        all.sort_unstable_by_key(Interval::start);
-        all.into()
+        Timeline::new(all)
     }
 }
 
@@ -68,7 +66,7 @@ impl Timeline {
 pub(crate) struct CachedUser {
     pub tenant: Tenant,
     pub user: Arc<User>,
-    pub held: Timeline,
+    pub held: HeldTime,
     pub since: Timestamp,
 }
 
@@ -77,7 +75,7 @@ pub(crate) struct CachedBusiness {
     pub tenant: Tenant,
     pub business: Arc<Business>,
     /// The time its own holding bookings hold (with buffers).
-    pub held: Timeline,
+    pub held: HeldTime,
     /// Those bookings' own starts, and when each lapses if it is a payment hold (daily caps).
     pub starts: Vec<(Timestamp, Option<Timestamp>)>,
     pub since: Timestamp,

@@ -203,7 +203,7 @@ impl SqliteStore {
             return Ok(None);
         }
         let busy = members.iter().map(|m| m.held.at(now)).collect();
-        let (mut base_busy, mut booked_starts): (Arc<[Interval]>, Vec<Timestamp>) = Default::default();
+        let (mut base_busy, mut booked_starts): (kairos_core::Timeline, Vec<Timestamp>) = Default::default();
         if let Some(b) = &business {
             if b.business.hosts.is_empty() {
                 base_busy = b.held.at(now);

@@ -5,6 +5,9 @@ use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 
 use super::*;
+
+/// No busy time.
+static NONE: std::sync::LazyLock<Timeline> = std::sync::LazyLock::new(Timeline::default);
 use crate::schedule::{DateOverrides, LocalTime, TimeRange, WorkingHours};
 
 fn ts(s: &str) -> Timestamp {
@@ -43,7 +46,7 @@ fn search<'a>(
         now: ts("2026-01-01T00:00:00Z"),
         mode: Mode::Collective,
         base,
-        base_busy: &[],
+        base_busy: &NONE,
         members,
         rules: Rules::default(),
         limit: None,
@@ -156,7 +159,7 @@ fn date_overrides_shorten_and_close_days() {
 fn a_participant_in_another_zone_narrows_the_day_to_the_overlap() {
     let business = schedule("America/New_York", NINE_TO_FIVE);
     let berlin = schedule("Europe/Berlin", NINE_TO_FIVE);
-    let members = [Member { schedule: &berlin, busy: &[] }];
+    let members = [Member { schedule: &berlin, busy: &NONE }];
     // Summer: six hours apart, so 09:00–11:00 in New York.
     let slots = search(Some(&business), &members, iv("2026-06-01T00:00:00Z", "2026-06-02T00:00:00Z"), 30).find();
     assert_eq!(slots.len(), 4);
@@ -169,7 +172,7 @@ fn a_participant_in_another_zone_narrows_the_day_to_the_overlap() {
 #[test]
 fn busy_time_widened_by_buffers_removes_nearby_slots() {
     let s = schedule("UTC", NINE_TO_FIVE);
-    let busy = [iv("2026-05-01T11:00:00Z", "2026-05-01T12:00:00Z")];
+    let busy = Timeline::from([iv("2026-05-01T11:00:00Z", "2026-05-01T12:00:00Z")]);
     let members = [Member { schedule: &s, busy: &busy }];
     let mut q = search(Some(&s), &members, iv("2026-05-01T09:00:00Z", "2026-05-01T14:00:00Z"), 30);
     q.rules.buffer_before = mins(15);
@@ -209,8 +212,8 @@ fn notice_step_and_daily_cap_are_respected() {
 fn any_mode_lists_who_is_free() {
     let a = schedule("UTC", NINE_TO_FIVE);
     let b = schedule("UTC", NINE_TO_FIVE);
-    let busy_a = [iv("2026-05-01T09:00:00Z", "2026-05-01T10:00:00Z")];
-    let busy_b = [iv("2026-05-01T09:30:00Z", "2026-05-01T10:30:00Z")];
+    let busy_a = Timeline::from([iv("2026-05-01T09:00:00Z", "2026-05-01T10:00:00Z")]);
+    let busy_b = Timeline::from([iv("2026-05-01T09:30:00Z", "2026-05-01T10:30:00Z")]);
     let members = [Member { schedule: &a, busy: &busy_a }, Member { schedule: &b, busy: &busy_b }];
     let mut q = search(None, &members, iv("2026-05-01T09:00:00Z", "2026-05-01T11:00:00Z"), 30);
     q.mode = Mode::Any;
@@ -231,8 +234,8 @@ fn any_mode_lists_who_is_free() {
 #[test]
 fn check_names_the_member_in_the_way() {
     let s = schedule("UTC", NINE_TO_FIVE);
-    let busy = [iv("2026-05-01T10:00:00Z", "2026-05-01T11:00:00Z")];
-    let members = [Member { schedule: &s, busy: &[] }, Member { schedule: &s, busy: &busy }];
+    let busy = Timeline::from([iv("2026-05-01T10:00:00Z", "2026-05-01T11:00:00Z")]);
+    let members = [Member { schedule: &s, busy: &NONE }, Member { schedule: &s, busy: &busy }];
     let q = search(Some(&s), &members, iv("2026-05-01T00:00:00Z", "2026-05-02T00:00:00Z"), 30);
     assert_eq!(q.check(iv("2026-05-01T10:30:00Z", "2026-05-01T11:00:00Z")), Err(Unavailable::Busy { member: Some(1) }));
     assert_eq!(
@@ -281,7 +284,7 @@ fn at(minutes: i64) -> Timestamp {
     Timestamp::from_second(ORIGIN + minutes * 60).unwrap()
 }
 
-fn arb_busy() -> impl Strategy<Value = Vec<Interval>> {
+fn arb_busy() -> impl Strategy<Value = Timeline> {
     prop::collection::vec((0i64..14 * 1440, 5i64..300), 0..40)
         .prop_map(|v| v.into_iter().map(|(s, len)| Interval::new(at(s), at(s + len)).unwrap()).collect())
 }
@@ -289,8 +292,8 @@ fn arb_busy() -> impl Strategy<Value = Vec<Interval>> {
 #[derive(Debug)]
 struct Case {
     base: Option<Schedule>,
-    members: Vec<(Schedule, Vec<Interval>)>,
-    base_busy: Vec<Interval>,
+    members: Vec<(Schedule, Timeline)>,
+    base_busy: Timeline,
     window: (i64, i64),
     duration: i64,
     step: Option<i64>,
