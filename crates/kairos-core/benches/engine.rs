@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
 use kairos_core::availability::{Member, Mode, Rules, SlotSearch};
 use kairos_core::schedule::{DateOverrides, Schedule};
-use kairos_core::{Interval, Timeline, Zone};
+use kairos_core::{Interval, Timeline, Zone, describe};
 
 const ZONES: [&str; 5] = ["America/New_York", "Europe/Berlin", "Europe/London", "America/Toronto", "Europe/Lisbon"];
 
@@ -77,6 +77,18 @@ fn bench(c: &mut Criterion) {
             b.iter(|| black_box(black_box(&search).find()))
         });
     }
+    let ny = Zone::parse("America/New_York").unwrap();
+    let starts: Vec<Timestamp> = (0..40)
+        .map(|i| "2027-01-04T14:00:00Z".parse::<Timestamp>().unwrap() + SignedDuration::from_mins(30 * i))
+        .collect();
+    c.bench_function("render_40_slots_in_a_zone", |b| {
+        b.iter(|| {
+            let mut render = describe::Renderer::new(&ny);
+            for &t in &starts {
+                black_box((render.rfc3339(t), render.rfc3339(t), render.describe(t)));
+            }
+        })
+    });
     let span = window.widened(SignedDuration::from_hours(26), SignedDuration::from_hours(26));
     c.bench_function("working_intervals_one_person_16_days", |b| {
         b.iter(|| black_box(schedules[0].working_intervals(black_box(span))))

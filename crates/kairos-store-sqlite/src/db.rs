@@ -195,6 +195,12 @@ impl Writer {
     }
 }
 
+/// Runs a parameterless statement through the statement cache (`execute_batch` parses its
+/// SQL on every call; the writer runs these for every write).
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<Job>, cache: &Cache) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
@@ -206,24 +212,28 @@ fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<Job>, cache: &Cache) {
         }
         // A job that is dropped without running drops its reply channel: its caller gets an
         // error, and nothing of it was written.
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "could not begin a write transaction");
             continue;
         }
         let mut done = Vec::with_capacity(group.len());
         for job in group {
-            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            if let Err(e) = run_cached(conn, "SAVEPOINT job") {
                 tracing::error!(error = %e, "could not open a savepoint");
                 continue;
             }
             let d = job(conn);
-            let end = if d.keep { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-            if let Err(e) = conn.execute_batch(end) {
+            let ended = if d.keep {
+                run_cached(conn, "RELEASE job")
+            } else {
+                conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            };
+            if let Err(e) = ended {
                 tracing::error!(error = %e, "could not end a savepoint");
             }
             done.push(d);
         }
-        let committed = conn.execute_batch("COMMIT").map_err(error);
+        let committed = run_cached(conn, "COMMIT").map_err(error);
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }

@@ -202,17 +202,25 @@ pub(crate) fn hosts_of(c: &Connection, business_id: &str) -> StoreResult<Vec<Str
 }
 
 pub(crate) fn business(c: &Connection, t: &Tenant, id: &str) -> StoreResult<Option<Business>> {
-    let sql = format!("SELECT {BUSINESS_COLUMNS} FROM businesses WHERE id = ?1 AND account_id = ?2 AND mode = ?3");
+    // The hosts come along as a JSON array: one statement on the booking path, not two.
+    let sql = format!(
+        "SELECT {BUSINESS_COLUMNS},
+            (SELECT json_group_array(user_id) FROM (SELECT user_id FROM business_hosts WHERE business_id = ?1 ORDER BY position))
+         FROM businesses WHERE id = ?1 AND account_id = ?2 AND mode = ?3"
+    );
     let row = c
         .prepare_cached(&sql)
         .and_then(|mut s| {
-            s.query_row(params![id, t.account_id, t.mode.as_str()], |r| BusinessRow::read(r, 0)).optional()
+            s.query_row(params![id, t.account_id, t.mode.as_str()], |r| {
+                Ok((BusinessRow::read(r, 0)?, r.get::<_, String>(14)?))
+            })
+            .optional()
         })
         .map_err(error)?;
     match row {
         None => Ok(None),
-        Some(row) => {
-            let hosts = hosts_of(c, &row.id)?;
+        Some((row, hosts)) => {
+            let hosts: Vec<String> = serde_json::from_str(&hosts).map_err(|e| crate::rows::corrupt("hosts", e))?;
             row.into_business(hosts).map(Some)
         }
     }

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use jiff::{SignedDuration, Timestamp};
 use kairos_core::availability::Mode;
-use kairos_core::describe::{describe, rfc3339_in};
+use kairos_core::describe::Renderer;
 use kairos_core::plan::Ask;
 use kairos_core::{Interval, Participant, Zone, interval};
 use kairos_store::{UserRef, Who};
@@ -117,13 +117,14 @@ pub async fn slots(
         .await
         .map_err(|e| booking_error(e, ("business_id", "participants")))?;
     let ask = Ask { window, duration: SignedDuration::from_mins(i64::from(duration)), now, mode, limit };
+    let mut render = Renderer::new(&zone);
     let slots = party
         .slots(ask)
         .into_iter()
         .map(|slot| SlotOut {
-            start: rfc3339_in(slot.interval.start(), &zone),
-            end: rfc3339_in(slot.interval.end(), &zone),
-            description: describe(slot.interval.start(), &zone),
+            start: render.rfc3339(slot.interval.start()),
+            end: render.rfc3339(slot.interval.end()),
+            description: render.describe(slot.interval.start()),
             participants: (mode == Mode::Any).then(|| {
                 slot.free_members
                     .iter()
