@@ -2,7 +2,9 @@
 -- Needs KEY and BUSINESS in the environment.
 local key = os.getenv("KEY")
 local business = os.getenv("BUSINESS")
-local base = 2051222400 -- 2035-01-01T00:00:00Z: far from any other data
+-- 2035-01-01T00:00:00Z, far from any other data, plus a region of its own for each run (so
+-- runs against one database do not collide): 50 regions of 400,000 hours, up to year ~4300.
+local base = 2051222400 + (os.time() % 50) * 400000 * 3600
 local next_thread = 0
 
 function setup(thread)

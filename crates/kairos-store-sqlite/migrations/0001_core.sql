@@ -72,7 +72,7 @@ CREATE TABLE busy_blocks (
 );
 -- Blocks are stored at most 7 days long (longer ones as several rows), so "what overlaps
 -- [a, b)" is the bounded range start_at in (a - 7 days, b) of this index.
-CREATE INDEX busy_blocks_by_user_start ON busy_blocks (user_id, start_at);
+CREATE INDEX busy_blocks_by_user_start ON busy_blocks (user_id, start_at, end_at);
 
 CREATE TABLE bookings (
     id                   TEXT PRIMARY KEY,
@@ -105,7 +105,7 @@ CREATE TABLE bookings (
 CREATE INDEX bookings_by_tenant ON bookings (account_id, mode, id);
 -- A held span is at most 72 hours (24 h booking, 24 h buffers each side): overlap queries
 -- are bounded ranges of held_from.
-CREATE INDEX bookings_by_business_held ON bookings (business_id, held_from);
+CREATE INDEX bookings_by_business_held ON bookings (business_id, held_from, held_until, status, hold_expires_at, start_at);
 
 -- The people a booking holds. Times and the holding state are copied here so that one
 -- index answers "what holds this person's time" without touching `bookings`.
@@ -121,7 +121,9 @@ CREATE TABLE booking_participants (
     hold_expires_at  INTEGER,
     PRIMARY KEY (booking_id, user_id)
 );
-CREATE INDEX booking_participants_holding ON booking_participants (user_id, held_from) WHERE holds = 1;
+-- Covering: overlap queries read everything they need from the index itself.
+CREATE INDEX booking_participants_holding ON booking_participants (user_id, held_from, held_until, hold_expires_at, booking_id)
+    WHERE holds = 1;
 
 -- Webhook events, written in the same transaction as the change that caused them.
 CREATE TABLE outbox_events (

@@ -57,7 +57,11 @@ enum KeyMode {
 
 fn init_logging() {
     let filter = EnvFilter::try_from_env("KAIROS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if std::env::var("KAIROS_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
