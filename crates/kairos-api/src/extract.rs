@@ -27,6 +27,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ApiError::malformed("The body must be a JSON object, e.g. {\"name\": \"…\"}."));
         }
+        // Plain serde first; only a failed parse pays for tracking the path to the bad field.
+        if let Ok(value) = serde_json::from_slice(bytes) {
+            return Ok(ApiJson(value));
+        }
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
         de.end().map_err(|e| {
@@ -90,6 +94,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
+        if let Ok(value) = serde_urlencoded::from_str(query) {
+            return Ok(ApiQuery(value));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
             let path = e.path().to_string();

@@ -216,6 +216,7 @@ fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<Job>, cache: &Cache) {
             tracing::error!(error = %e, "could not begin a write transaction");
             continue;
         }
+        metrics::histogram!("kairos_sqlite_write_group_size").record(group.len() as f64);
         let mut done = Vec::with_capacity(group.len());
         for job in group {
             if let Err(e) = run_cached(conn, "SAVEPOINT job") {
