@@ -46,36 +46,29 @@ pub(crate) fn load_party(
         Some(id) => Some(directory::business(c, t, id)?.ok_or(BookingError::Party(PartyError::UnknownBusiness))?),
         None => None,
     };
-    if business.is_none() && who.participants.is_empty() {
-        return Err(BookingError::Party(PartyError::Nobody));
-    }
-    let mut members: Vec<Arc<User>> = Vec::new();
-    if let Some(b) = business.as_ref().filter(|_| !who.named_only) {
-        let hosts: Vec<UserRef> = b.hosts.iter().cloned().map(UserRef::Id).collect();
-        members.extend(directory::resolve_users(c, t, &hosts)?.into_iter().flatten().map(Arc::new));
-    }
-    for (index, user) in directory::resolve_users(c, t, &who.participants)?.into_iter().enumerate() {
-        let user = user.ok_or(BookingError::Party(PartyError::UnknownParticipant(index)))?;
-        if !members.iter().any(|m| m.id == user.id) {
-            members.push(Arc::new(user));
-        }
-    }
+    party::check_named(who).map_err(BookingError::Party)?;
+    let host_refs: Vec<UserRef> = business.iter().flat_map(|b| b.hosts.iter().cloned().map(UserRef::Id)).collect();
+    let hosts = if who.named_only { Vec::new() } else { directory::resolve_users(c, t, &host_refs)? };
+    let participants = directory::resolve_users(c, t, &who.participants)?;
+    let members = party::members(
+        who,
+        hosts.into_iter().map(|u| u.map(Arc::new)),
+        participants.into_iter().map(|u| u.map(Arc::new)),
+        |u| &u.id,
+    )
+    .map_err(BookingError::Party)?;
     let margin = Party::busy_margin(business.as_ref());
     let span = window.widened(margin, margin);
     let ignore = who.ignore_booking.as_deref();
     let busy = members.iter().map(|m| member_busy(c, &m.id, span, now, ignore)).collect::<Result<Vec<_>, _>>()?;
     let (mut base_busy, mut booked_starts) = (Vec::new(), Vec::new());
     if let Some(b) = &business {
-        if b.hosts.is_empty() && !who.named_only {
+        if party::business_holds_time(who, b.hosts.len()) {
             base_busy = business_busy(c, &b.id, span, now, ignore)?.into_iter().map(|(held, _)| held).collect();
         }
         if b.max_bookings_per_day.is_some() {
-            // Local days reach at most 26 hours past the window's UTC edges.
-            let day = SignedDuration::from_hours(26);
-            booked_starts = business_busy(c, &b.id, window.widened(day, day), now, ignore)?
-                .into_iter()
-                .map(|(_, start)| start)
-                .collect();
+            let days = window.widened(party::DAY_REACH, party::DAY_REACH);
+            booked_starts = business_busy(c, &b.id, days, now, ignore)?.into_iter().map(|(_, start)| start).collect();
         }
     }
     let busy = busy.into_iter().map(Timeline::new).collect();

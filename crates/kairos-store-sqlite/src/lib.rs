@@ -177,39 +177,34 @@ impl SqliteStore {
             }
             None => None,
         };
-        if business.is_none() && who.participants.is_empty() {
-            return Err(BookingError::Party(PartyError::Nobody));
-        }
-        let mut members: Vec<Arc<CachedUser>> = Vec::new();
-        for host in business.iter().flat_map(|b| b.business.hosts.iter()) {
+        party::check_named(who).map_err(BookingError::Party)?;
+        let mut hosts = Vec::new();
+        for host in business.iter().flat_map(|b| b.business.hosts.iter()).filter(|_| !who.named_only) {
             // A host deleted since the business was cached is simply not there.
-            if let Some(user) = self.cached_user(t, host, now).await? {
-                members.push(user);
-            }
+            hosts.push(self.cached_user(t, host, now).await?);
         }
-        for (index, r) in who.participants.iter().enumerate() {
-            let unknown = || BookingError::Party(PartyError::UnknownParticipant(index));
-            let id = self.user_id(t, r).await?.ok_or_else(unknown)?;
-            let user = self.cached_user(t, &id, now).await?.ok_or_else(unknown)?;
-            if !members.iter().any(|m| m.user.id == user.user.id) {
-                members.push(user);
-            }
+        let mut participants = Vec::with_capacity(who.participants.len());
+        for r in &who.participants {
+            participants.push(match self.user_id(t, r).await? {
+                Some(id) => self.cached_user(t, &id, now).await?,
+                None => None,
+            });
         }
+        let members = party::members(who, hosts, participants, |m| &m.user.id).map_err(BookingError::Party)?;
         let margin = Party::busy_margin(business.as_ref().map(|b| b.business.as_ref()));
         let span = window.widened(margin, margin);
-        let day = jiff::SignedDuration::from_hours(26);
         let oldest = members.iter().map(|m| m.since).chain(business.iter().map(|b| b.since)).max();
-        if oldest.is_some_and(|since| since > span.start() - day) {
+        if oldest.is_some_and(|since| since > span.start() - party::DAY_REACH) {
             return Ok(None);
         }
         let busy = members.iter().map(|m| m.held.at(now)).collect();
         let (mut base_busy, mut booked_starts): (kairos_core::Timeline, Vec<Timestamp>) = Default::default();
         if let Some(b) = &business {
-            if b.business.hosts.is_empty() {
+            if party::business_holds_time(who, b.business.hosts.len()) {
                 base_busy = b.held.at(now);
             }
             if b.business.max_bookings_per_day.is_some() {
-                let days = window.widened(day, day);
+                let days = window.widened(party::DAY_REACH, party::DAY_REACH);
                 booked_starts = b
                     .starts
                     .iter()

@@ -10,6 +10,7 @@
 pub mod contract;
 pub mod ids;
 pub mod keys;
+pub mod party;
 mod records;
 
 pub use records::*;
