@@ -53,7 +53,8 @@ fn fixture() -> (Schedule, Vec<Schedule>, Vec<Timeline>) {
 fn bench(c: &mut Criterion) {
     let (base, schedules, busy) = fixture();
     let none = Timeline::default();
-    let members: Vec<Member> = schedules.iter().zip(&busy).map(|(schedule, busy)| Member { schedule, busy }).collect();
+    let members: Vec<Member> =
+        schedules.iter().zip(&busy).map(|(schedule, busy)| Member { schedule, busy, required: false }).collect();
     let window =
         Interval::new("2027-01-04T00:00:00Z".parse().unwrap(), "2027-01-18T00:00:00Z".parse().unwrap()).unwrap();
     for (name, mode) in [("collective", Mode::Collective), ("any", Mode::Any)] {

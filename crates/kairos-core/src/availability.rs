@@ -15,13 +15,14 @@ use crate::interval::{self, Interval, Span, Timeline, secs_up};
 use crate::schedule::Schedule;
 use crate::zone::Zone;
 
-/// Whether every member must be free, or any one of them.
+/// Whether every member must be free, or any one of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// Everyone free at once (the default).
     #[default]
     Collective,
-    /// At least one member free; each slot lists who.
+    /// Every required member free, and at least one member of the pool (those not required);
+    /// each slot lists the pool members free for it. With no pool, as collective.
     Any,
 }
 
@@ -55,6 +56,9 @@ pub struct Member<'a> {
     pub schedule: &'a Schedule,
     /// Busy time.
     pub busy: &'a Timeline,
+    /// In [`Mode::Any`], a required member must be free for every slot; the others form the
+    /// pool of which one suffices. Ignored in [`Mode::Collective`].
+    pub required: bool,
 }
 
 /// A search for slots.
@@ -75,8 +79,8 @@ pub struct SlotSearch<'a> {
     pub limit: Option<usize>,
 }
 
-/// A bookable slot and the members free for it (indices into [`SlotSearch::members`]; every
-/// member in collective mode).
+/// A bookable slot and the members free for it (indices into [`SlotSearch::members`]: every
+/// member in collective mode; the free pool members in any mode).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
     pub interval: Interval,
@@ -169,20 +173,26 @@ impl<'a> SlotSearch<'a> {
     }
 
     fn find_any(&self) -> Vec<Slot> {
+        if self.members.iter().all(|m| m.required) {
+            return self.find_collective();
+        }
         let span = self.span(self.window);
-        let base = self.base_working(span);
         let (ws, we) = (secs_up(self.widen().0), secs_up(self.widen().1));
-        let base_busy = self.base_busy;
+        // What every slot needs: the base's hours and every required member's, all free.
+        let mut shared = self.base_working(span).unwrap_or_else(|| vec![Span::inside(&span)]);
+        for m in self.members.iter().filter(|m| m.required) {
+            shared = interval::intersect(&shared, &spans_inside(&m.schedule.working_intervals(span)));
+        }
+        let mut shared_free = interval::subtract(&shared, self.base_busy, ws, we);
+        for m in self.members.iter().filter(|m| m.required) {
+            shared_free = interval::subtract(&shared_free, m.busy, ws, we);
+        }
         let counts = DayCounts::new(self.rules.daily_limit);
         let mut found: Vec<(Interval, usize)> = Vec::new();
-        for (index, m) in self.members.iter().enumerate() {
+        for (index, m) in self.members.iter().enumerate().filter(|(_, m)| !m.required) {
             let own = spans_inside(&m.schedule.working_intervals(span));
-            let working = match &base {
-                Some(b) => interval::intersect(b, &own),
-                None => own,
-            };
-            let free = interval::subtract(&working, base_busy, ws, we);
-            let free = interval::subtract(&free, m.busy, ws, we);
+            let working = interval::intersect(&shared, &own);
+            let free = interval::subtract(&interval::intersect(&shared_free, &own), m.busy, ws, we);
             self.candidates(&working, &free, &counts, |interval| {
                 found.push((interval, index));
                 true
@@ -275,8 +285,10 @@ impl<'a> SlotSearch<'a> {
         {
             return Err(Unavailable::DailyLimitReached { max: limit.max });
         }
+        // In any mode with a pool, the free pool members are the answer; otherwise everyone.
+        let pooled = self.mode == Mode::Any && self.members.iter().any(|m| !m.required);
         let mut free = Vec::new();
-        let mut first_problem = None;
+        let mut first_pool_problem = None;
         for (index, m) in self.members.iter().enumerate() {
             let problem = if !covers(&m.schedule.working_intervals(span), candidate) {
                 Some(Unavailable::OutsideWorkingHours { member: Some(index) })
@@ -286,14 +298,15 @@ impl<'a> SlotSearch<'a> {
                 None
             };
             match problem {
-                None => free.push(index),
-                Some(p) if self.mode == Mode::Collective => return Err(p),
+                None if !pooled || !m.required => free.push(index),
+                None => {}
+                Some(p) if !pooled || m.required => return Err(p),
                 Some(p) => {
-                    first_problem.get_or_insert(p);
+                    first_pool_problem.get_or_insert(p);
                 }
             }
         }
-        match first_problem {
+        match first_pool_problem {
             Some(p) if free.is_empty() => Err(p),
             _ => Ok(free),
         }

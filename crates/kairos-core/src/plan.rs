@@ -17,10 +17,14 @@ pub struct Party {
     /// The business's hosts first (in host order), then named participants; no repeats.
     /// Shared, because stores hand out the same users to many concurrent searches.
     pub members: Vec<Arc<User>>,
+    /// Whether each member is required even in any mode (same order): people named explicitly
+    /// while a business's hosts form the pool. Empty means none is.
+    pub required: Vec<bool>,
     /// Busy time of each member, same order, each list sorted by start. It may reach beyond
     /// the window (stores share one list among many searches instead of copying a slice).
     pub busy: Vec<Timeline>,
-    /// Time held on the business itself: its bookings when it has no hosts.
+    /// Time held on the business itself: its bookings that hold no person's time (made while
+    /// it had no hosts), whatever its hosts are now.
     pub base_busy: Timeline,
     /// Starts of the business's bookings that count against its daily cap.
     pub booked_starts: Vec<Timestamp>,
@@ -39,8 +43,17 @@ pub struct Ask {
 impl Party {
     /// Runs `f` over the search this party and ask describe.
     fn with_search<R>(&self, ask: Ask, f: impl FnOnce(&SlotSearch) -> R) -> R {
-        let members: Vec<Member> =
-            self.members.iter().zip(&self.busy).map(|(u, busy)| Member { schedule: &u.schedule, busy }).collect();
+        let members: Vec<Member> = self
+            .members
+            .iter()
+            .zip(&self.busy)
+            .enumerate()
+            .map(|(i, (u, busy))| Member {
+                schedule: &u.schedule,
+                busy,
+                required: self.required.get(i).copied().unwrap_or(false),
+            })
+            .collect();
         let rules = match &self.business {
             Some(b) => b.rules(&self.booked_starts),
             None => Rules::default(),

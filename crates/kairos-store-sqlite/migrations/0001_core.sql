@@ -92,6 +92,9 @@ CREATE TABLE bookings (
     -- buffers when it was made or moved.
     held_from            INTEGER NOT NULL,
     held_until           INTEGER NOT NULL,
+    -- 1 when the booking holds no person's time (a business without hosts): then it holds
+    -- the business's own time, even after hosts are added.
+    holds_business       INTEGER NOT NULL,
     hold_expires_at      INTEGER,
     payment_amount       INTEGER,
     payment_currency     TEXT,
@@ -105,7 +108,8 @@ CREATE TABLE bookings (
 CREATE INDEX bookings_by_tenant ON bookings (account_id, mode, id);
 -- A held span is at most 72 hours (24 h booking, 24 h buffers each side): overlap queries
 -- are bounded ranges of held_from.
-CREATE INDEX bookings_by_business_held ON bookings (business_id, held_from, held_until, status, hold_expires_at, start_at);
+CREATE INDEX bookings_by_business_held
+    ON bookings (business_id, held_from, held_until, status, hold_expires_at, start_at, holds_business);
 
 -- The people a booking holds. Times and the holding state are copied here so that one
 -- index answers "what holds this person's time" without touching `bookings`.

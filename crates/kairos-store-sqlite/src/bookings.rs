@@ -50,7 +50,7 @@ pub(crate) fn load_party(
     let host_refs: Vec<UserRef> = business.iter().flat_map(|b| b.hosts.iter().cloned().map(UserRef::Id)).collect();
     let hosts = if who.named_only { Vec::new() } else { directory::resolve_users(c, t, &host_refs)? };
     let participants = directory::resolve_users(c, t, &who.participants)?;
-    let members = party::members(
+    let (members, required) = party::members(
         who,
         hosts.into_iter().map(|u| u.map(Arc::new)),
         participants.into_iter().map(|u| u.map(Arc::new)),
@@ -63,16 +63,26 @@ pub(crate) fn load_party(
     let busy = members.iter().map(|m| member_busy(c, &m.id, span, now, ignore)).collect::<Result<Vec<_>, _>>()?;
     let (mut base_busy, mut booked_starts) = (Vec::new(), Vec::new());
     if let Some(b) = &business {
-        if party::business_holds_time(who, b.hosts.len()) {
-            base_busy = business_busy(c, &b.id, span, now, ignore)?.into_iter().map(|(held, _)| held).collect();
-        }
+        base_busy = business_busy(c, &b.id, span, now, ignore)?
+            .into_iter()
+            .filter(|(_, _, holds_business)| *holds_business)
+            .map(|(held, _, _)| held)
+            .collect();
         if b.max_bookings_per_day.is_some() {
             let days = window.widened(party::DAY_REACH, party::DAY_REACH);
-            booked_starts = business_busy(c, &b.id, days, now, ignore)?.into_iter().map(|(_, start)| start).collect();
+            booked_starts =
+                business_busy(c, &b.id, days, now, ignore)?.into_iter().map(|(_, start, _)| start).collect();
         }
     }
     let busy = busy.into_iter().map(Timeline::new).collect();
-    Ok(Party { business: business.map(Arc::new), members, busy, base_busy: Timeline::new(base_busy), booked_starts })
+    Ok(Party {
+        business: business.map(Arc::new),
+        members,
+        required,
+        busy,
+        base_busy: Timeline::new(base_busy),
+        booked_starts,
+    })
 }
 
 /// Calendar busy blocks and holding bookings of one person overlapping `span`, sorted.
@@ -104,30 +114,31 @@ fn member_busy(
     rows.into_iter().map(|(s, e)| interval(s, e)).collect()
 }
 
-/// Holding bookings of a business whose held time overlaps `span`, sorted: (held span, start).
+/// Holding bookings of a business whose held time overlaps `span`, sorted: (held span, start,
+/// whether it holds the business's own time).
 fn business_busy(
     c: &Connection,
     business_id: &str,
     span: Interval,
     now: Timestamp,
     ignore: Option<&str>,
-) -> StoreResult<Vec<(Interval, Timestamp)>> {
+) -> StoreResult<Vec<(Interval, Timestamp, bool)>> {
     let sql = format!(
-        "SELECT held_from, held_until, start_at FROM bookings
+        "SELECT held_from, held_until, start_at, holds_business FROM bookings
           WHERE business_id = ?1 AND held_from > ?2 - ?6 AND held_from < ?3 AND held_until > ?2 AND {HOLDING} AND id IS NOT ?5
           ORDER BY held_from"
     );
-    let rows: Vec<(i64, i64, i64)> = c
+    let rows: Vec<(i64, i64, i64, bool)> = c
         .prepare_cached(&sql)
         .and_then(|mut s| {
             let bound = MAX_HELD.as_millis() as i64;
             s.query_map(params![business_id, ms(span.start()), ms(span.end()), ms(now), ignore, bound], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?
             .collect()
         })
         .map_err(error)?;
-    rows.into_iter().map(|(from, until, start)| Ok((interval(from, until)?, ts(start)?))).collect()
+    rows.into_iter().map(|(from, until, start, own)| Ok((interval(from, until)?, ts(start)?, own))).collect()
 }
 
 /// A user with everything that holds their time and ends after `since`, for the cache.
@@ -184,22 +195,28 @@ pub(crate) fn business_entry(c: &Connection, id: &str, since: Timestamp) -> Stor
     let Some((account_id, mode, row)) = row else { return Ok(None) };
     let tenant = Tenant { account_id, mode: Mode::parse(&mode).ok_or_else(|| corrupt("mode", &mode))? };
     let hosts = directory::hosts_of(c, id)?;
-    let rows: Vec<(i64, i64, i64, Option<i64>)> = c
+    let rows: Vec<(i64, i64, i64, Option<i64>, bool)> = c
         .prepare_cached(
-            "SELECT held_from, held_until, start_at, CASE WHEN status = 'pending_payment' THEN hold_expires_at END FROM bookings
+            "SELECT held_from, held_until, start_at, CASE WHEN status = 'pending_payment' THEN hold_expires_at END, holds_business
+               FROM bookings
               WHERE business_id = ?1 AND held_from > ?2 - ?3 AND held_until > ?2 AND status IN ('confirmed', 'pending_payment')
               ORDER BY held_from",
         )
         .and_then(|mut s| {
-            s.query_map(params![id, ms(since), MAX_HELD.as_millis() as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect()
+            s.query_map(params![id, ms(since), MAX_HELD.as_millis() as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect()
         })
         .map_err(error)?;
     let rows = rows
         .into_iter()
-        .map(|(from, until, start, expires)| Ok((interval(from, until)?, ts(start)?, expires.map(ts).transpose()?)))
+        .map(|(from, until, start, expires, own)| {
+            Ok((interval(from, until)?, ts(start)?, expires.map(ts).transpose()?, own))
+        })
         .collect::<StoreResult<Vec<_>>>()?;
-    let starts = rows.iter().map(|(_, start, expires)| (*start, *expires)).collect();
-    let held = HeldTime::new(rows.into_iter().map(|(span, _, expires)| (span, expires)));
+    let starts = rows.iter().map(|(_, start, expires, _)| (*start, *expires)).collect();
+    let held = HeldTime::new(rows.into_iter().filter(|(.., own)| *own).map(|(span, _, expires, _)| (span, expires)));
     Ok(Some(CachedBusiness { tenant, business: Arc::new(row.into_business(hosts)?), held, starts, since }))
 }
 
@@ -256,10 +273,16 @@ pub(crate) fn create(
 ) -> Result<(Booking, Vec<CacheKey>), BookingError> {
     let party = load_party(c, t, &new.who, new.interval, now)?;
     let free = party.check(new.interval, now, new.mode).map_err(|reason| refusal(&party, reason))?;
-    let booked: Vec<&Arc<User>> = match new.mode {
-        SearchMode::Collective => party.members.iter().collect(),
-        SearchMode::Any => free.first().and_then(|&i| party.members.get(i)).into_iter().collect(),
-    };
+    // Any mode books everyone required and the first free member of the pool (`free` lists
+    // the free pool members; everyone when there is no pool).
+    let has_pool = new.mode == SearchMode::Any && party.required.iter().any(|r| !r);
+    let booked: Vec<&Arc<User>> = party
+        .members
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !has_pool || party.required[*i] || free.first() == Some(i))
+        .map(|(_, u)| u)
+        .collect();
     let paid = party.business.as_ref().filter(|b| b.is_paid());
     let held = held(&party, new.interval)?;
     let booking = Booking {
@@ -290,8 +313,8 @@ pub(crate) fn create(
     c.prepare_cached(
         "INSERT INTO bookings (id, account_id, mode, business_id, status, customer_name, customer_email, title, notes, description,
             metadata, start_at, end_at, held_from, held_until, hold_expires_at, payment_amount, payment_currency, checkout_url,
-            created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20)",
+            created_at, updated_at, holds_business)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?21)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -314,7 +337,8 @@ pub(crate) fn create(
             booking.payment_amount,
             booking.payment_currency,
             booking.checkout_url,
-            ms(now)
+            ms(now),
+            booking.participants.is_empty()
         ])
     })
     .map_err(error)?;

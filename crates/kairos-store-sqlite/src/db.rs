@@ -84,31 +84,44 @@ pub(crate) fn open(path: &Path, writer: bool, synchronous_full: bool) -> Result<
 /// Read-only connections, used one at a time each on a blocking thread.
 pub(crate) struct Readers {
     idle: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
 }
 
 impl Readers {
     pub(crate) fn new(conns: Vec<Connection>) -> Self {
-        Self { permits: Semaphore::new(conns.len()), idle: Mutex::new(conns) }
+        Self { permits: Arc::new(Semaphore::new(conns.len())), idle: Mutex::new(conns) }
     }
 
     /// Runs `f` on a read connection inside one read transaction (one consistent snapshot).
-    pub(crate) async fn run<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    ///
+    /// The connection goes back to the pool, and its permit is released, on the blocking
+    /// thread itself: if the caller's future is dropped (a client hung up), the read still
+    /// finishes and nothing leaks.
+    pub(crate) async fn run<T, E>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let _permit = self.permits.acquire().await.map_err(|_| StoreError::Backend("the store is closed".into()))?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Backend("the store is closed".into()))?;
         let conn = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
         let conn = conn.ok_or_else(|| StoreError::Backend("no idle read connection".into()))?;
-        let (conn, result) = tokio::task::spawn_blocking(move || {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || {
             let result = snapshot(&conn, f);
-            (conn, result)
+            pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(conn);
+            drop(permit);
+            result
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("a read failed: {e}")))?;
-        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(conn);
-        result
+        .map_err(|e| StoreError::Backend(format!("a read failed: {e}")))?
     }
 }
 
@@ -169,11 +182,16 @@ impl Writer {
                         let _ = tx.send(commit.map(|()| value).map_err(E::from));
                     }),
                 },
+                // A refusal may rest on other writes of the same group (a booking refused because
+                // of one just made): if those did not commit, the refusal does not stand either.
                 Err(e) => Done {
                     keep: false,
                     stale: Vec::new(),
-                    reply: Box::new(move |_| {
-                        let _ = tx.send(Err(e));
+                    reply: Box::new(move |commit| {
+                        let _ = tx.send(Err(match commit {
+                            Ok(()) => e,
+                            Err(failed) => E::from(failed),
+                        }));
                     }),
                 },
             }
@@ -210,39 +228,141 @@ fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<Job>, cache: &Cache) {
                 Err(_) => break,
             }
         }
+        metrics::histogram!("kairos_sqlite_write_group_size").record(group.len() as f64);
+        // A transaction left open by an earlier failure would make BEGIN fail forever.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
         // A job that is dropped without running drops its reply channel: its caller gets an
         // error, and nothing of it was written.
         if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "could not begin a write transaction");
             continue;
         }
-        metrics::histogram!("kairos_sqlite_write_group_size").record(group.len() as f64);
         let mut done = Vec::with_capacity(group.len());
+        // Set when the transaction can no longer be trusted: SQLite rolled it back on its own
+        // (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM … may do that), or a failed job's work could
+        // not be undone. Then nothing of the group is committed and every caller hears so.
+        let mut broken: Option<String> = None;
         for job in group {
+            if broken.is_some() {
+                continue;
+            }
             if let Err(e) = run_cached(conn, "SAVEPOINT job") {
-                tracing::error!(error = %e, "could not open a savepoint");
+                broken = Some(format!("could not open a savepoint: {e}"));
                 continue;
             }
             let d = job(conn);
-            let ended = if d.keep {
-                run_cached(conn, "RELEASE job")
+            if conn.is_autocommit() {
+                broken = Some("SQLite rolled the write transaction back".to_string());
             } else {
-                conn.execute_batch("ROLLBACK TO job; RELEASE job")
-            };
-            if let Err(e) = ended {
-                tracing::error!(error = %e, "could not end a savepoint");
+                let ended = if d.keep {
+                    run_cached(conn, "RELEASE job")
+                } else {
+                    conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                };
+                if let Err(e) = ended {
+                    broken = Some(format!("could not end a savepoint: {e}"));
+                }
             }
             done.push(d);
         }
-        let committed = run_cached(conn, "COMMIT").map_err(error);
-        if committed.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
+        let committed = match broken {
+            None => run_cached(conn, "COMMIT").map_err(|e| e.to_string()),
+            Some(why) => Err(why),
+        };
+        if let Err(why) = &committed {
+            tracing::error!(error = %why, "a group of writes was not committed");
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
         }
         // Stale entries go before anyone hears back, so a caller never reads its own write's
         // old state from the cache.
         cache.invalidate(done.iter().flat_map(|d| d.stale.iter()));
         for d in done {
-            (d.reply)(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Backend(e.to_string())));
+            (d.reply)(committed.clone().map_err(|why| StoreError::Backend(format!("the write was not saved: {why}"))));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, PathBuf, Arc<Cache>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = open(&path, true, false).unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER NOT NULL)").unwrap();
+        (dir, path, Arc::new(Cache::default()))
+    }
+
+    fn count(path: &Path) -> i64 {
+        open(path, false, false).unwrap().query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap()
+    }
+
+    fn insert(n: i64) -> impl FnOnce(&Connection) -> Result<((), Vec<CacheKey>), StoreError> + Send + 'static {
+        move |c| c.execute("INSERT INTO t (n) VALUES (?1)", [n]).map(|_| ((), Vec::new())).map_err(error)
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_rolled_back_alone() {
+        let (_dir, path, cache) = setup();
+        let writer = Writer::start(open(&path, true, false).unwrap(), cache);
+        writer.run(insert(1)).await.unwrap();
+        let failed: Result<(), StoreError> = writer
+            .run(|c| {
+                c.execute("INSERT INTO t (n) VALUES (2)", []).map_err(error)?;
+                Err(StoreError::Conflict("n"))
+            })
+            .await;
+        assert!(matches!(failed, Err(StoreError::Conflict("n"))));
+        writer.run(insert(3)).await.unwrap();
+        assert_eq!(count(&path), 2, "the failed write's own insert is gone, the others stay");
+    }
+
+    #[tokio::test]
+    async fn when_sqlite_rolls_back_the_transaction_nobody_is_told_it_worked() {
+        let (_dir, path, cache) = setup();
+        let writer = Arc::new(Writer::start(open(&path, true, false).unwrap(), cache));
+        // Hold the writer on a slow job so the next three land in one group.
+        let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let held = gate.clone();
+        let w = writer.clone();
+        let first = tokio::spawn(async move {
+            w.run(move |c| {
+                held.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                insert(0)(c)
+            })
+            .await
+        });
+        tokio::task::spawn_blocking(move || gate.wait()).await.unwrap();
+        let (a, b, c) = tokio::join!(
+            writer.run(insert(1)),
+            // Stands in for SQLITE_FULL and the like: SQLite ends the transaction itself.
+            writer.run(|c| c.execute_batch("ROLLBACK").map(|()| ((), Vec::new())).map_err(error)),
+            writer.run(insert(3)),
+        );
+        first.await.unwrap().unwrap();
+        assert!(a.is_err() && b.is_err() && c.is_err(), "{a:?} {b:?} {c:?}");
+        assert_eq!(count(&path), 1, "only the first group committed");
+        writer.run(insert(4)).await.unwrap();
+        assert_eq!(count(&path), 2, "the writer recovers for the next group");
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_read_gives_its_connection_back() {
+        let (_dir, path, _cache) = setup();
+        let readers = Arc::new(Readers::new(vec![open(&path, false, false).unwrap()]));
+        let slow = readers.run(|c| {
+            std::thread::sleep(Duration::from_millis(200));
+            c.query_row("SELECT 1", [], |_| Ok(())).map_err(error)
+        });
+        assert!(tokio::time::timeout(Duration::from_millis(20), slow).await.is_err(), "the caller gave up");
+        let again: Result<i64, StoreError> =
+            readers.run(|c| c.query_row("SELECT 41 + 1", [], |r| r.get(0)).map_err(error)).await;
+        assert_eq!(again.unwrap(), 42);
     }
 }

@@ -190,7 +190,8 @@ impl SqliteStore {
                 None => None,
             });
         }
-        let members = party::members(who, hosts, participants, |m| &m.user.id).map_err(BookingError::Party)?;
+        let (members, required) =
+            party::members(who, hosts, participants, |m| &m.user.id).map_err(BookingError::Party)?;
         let margin = Party::busy_margin(business.as_ref().map(|b| b.business.as_ref()));
         let span = window.widened(margin, margin);
         let oldest = members.iter().map(|m| m.since).chain(business.iter().map(|b| b.since)).max();
@@ -200,9 +201,7 @@ impl SqliteStore {
         let busy = members.iter().map(|m| m.held.at(now)).collect();
         let (mut base_busy, mut booked_starts): (kairos_core::Timeline, Vec<Timestamp>) = Default::default();
         if let Some(b) = &business {
-            if party::business_holds_time(who, b.business.hosts.len()) {
-                base_busy = b.held.at(now);
-            }
+            base_busy = b.held.at(now);
             if b.business.max_bookings_per_day.is_some() {
                 let days = window.widened(party::DAY_REACH, party::DAY_REACH);
                 booked_starts = b
@@ -218,6 +217,7 @@ impl SqliteStore {
         Ok(Some(Party {
             business: business.map(|b| b.business.clone()),
             members: members.iter().map(|m| m.user.clone()).collect(),
+            required,
             busy,
             base_busy,
             booked_starts,

@@ -41,6 +41,8 @@ macro_rules! store_contract_tests {
             idempotency_keys_claim_replay_and_expire,
             unknown_parties_are_reported,
             buffers_keep_time_around_bookings,
+            a_business_without_hosts_keeps_its_bookings_time,
+            any_mode_books_named_people_and_one_free_host,
         );
     };
     (@cases $make:expr; $($name:ident),* $(,)?) => {
@@ -753,4 +755,68 @@ pub async fn buffers_keep_time_around_bookings(store: S) {
             )
             .await,
     );
+}
+
+pub async fn a_business_without_hosts_keeps_its_bookings_time(store: S) {
+    let a = tenant(&store, "acme", Mode::Test).await;
+    let mut room = business(&[]);
+    store.insert_business(&a, &room).await.unwrap();
+    store
+        .create_booking(&a, &for_business(&room, iv("2030-01-02T10:00:00Z", "2030-01-02T11:00:00Z")), now())
+        .await
+        .unwrap();
+    let later = store
+        .create_booking(&a, &for_business(&room, iv("2030-01-02T12:00:00Z", "2030-01-02T13:00:00Z")), now())
+        .await
+        .unwrap();
+    // Moving a booking onto another one of the same room is refused.
+    refused(store.reschedule_booking(&a, &later.id, iv("2030-01-02T10:30:00Z", "2030-01-02T11:30:00Z"), now()).await);
+    // Hosts added later do not release what the room already holds.
+    let alice = user("alice@example.com");
+    store.insert_user(&a, &alice).await.unwrap();
+    room.hosts = vec![alice.id.clone()];
+    store.update_business(&a, &room).await.unwrap();
+    let r = refused(
+        store.create_booking(&a, &for_business(&room, iv("2030-01-02T10:30:00Z", "2030-01-02T11:00:00Z")), now()).await,
+    );
+    assert_eq!(r.reason, Unavailable::Busy { member: None });
+    let party = store
+        .load_party(
+            &a,
+            &Who { business_id: Some(room.id.clone()), ..Who::default() },
+            iv("2030-01-02T00:00:00Z", "2030-01-03T00:00:00Z"),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(within(&party.base_busy, iv("2030-01-02T00:00:00Z", "2030-01-03T00:00:00Z")).len(), 2);
+    // Bookings made with the host hold the host, not the room.
+    let with_host = store
+        .create_booking(&a, &for_business(&room, iv("2030-01-02T14:00:00Z", "2030-01-02T15:00:00Z")), now())
+        .await
+        .unwrap();
+    assert_eq!(with_host.participants.len(), 1);
+}
+
+pub async fn any_mode_books_named_people_and_one_free_host(store: S) {
+    let a = tenant(&store, "acme", Mode::Test).await;
+    let (alice, bob, carol) = (user("alice@example.com"), user("bob@example.com"), user("carol@example.com"));
+    for u in [&alice, &bob, &carol] {
+        store.insert_user(&a, u).await.unwrap();
+    }
+    let biz = business(&[&alice, &bob]);
+    store.insert_business(&a, &biz).await.unwrap();
+    let slot = iv("2030-01-02T10:00:00Z", "2030-01-02T10:30:00Z");
+    store.create_booking(&a, &for_people(&["alice@example.com"], slot), now()).await.unwrap();
+    let mut any = for_business(&biz, slot);
+    any.mode = SearchMode::Any;
+    any.who.participants = vec![UserRef::Email("carol@example.com".into())];
+    let booked = store.create_booking(&a, &any, now()).await.unwrap();
+    let emails: Vec<&str> = booked.participants.iter().map(|p| p.email.as_str()).collect();
+    assert_eq!(emails, ["bob@example.com", "carol@example.com"], "a free host and the named guest");
+    // Carol is now busy: no host can take her place.
+    let mut again = any.clone();
+    again.interval = iv("2030-01-02T10:15:00Z", "2030-01-02T10:45:00Z");
+    let r = refused(store.create_booking(&a, &again, now()).await);
+    assert_eq!(r.who.as_deref(), Some("carol@example.com"));
 }

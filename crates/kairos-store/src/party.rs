@@ -17,29 +17,33 @@ pub fn check_named(who: &Who) -> Result<(), PartyError> {
 /// The members of a party, in order: the business's hosts that still exist (unless
 /// `who.named_only`), then every named participant — an unknown one is an error naming its
 /// index — each person once. `id` reads a member's user id.
+///
+/// Also says who is required in any mode: when there are hosts, they are the pool and the
+/// people named explicitly are required (a named host too); with no hosts, the named people
+/// are the pool.
 pub fn members<U>(
     who: &Who,
     hosts: impl IntoIterator<Item = Option<U>>,
     participants: impl IntoIterator<Item = Option<U>>,
     id: impl Fn(&U) -> &str,
-) -> Result<Vec<U>, PartyError> {
+) -> Result<(Vec<U>, Vec<bool>), PartyError> {
     let mut members: Vec<U> = Vec::new();
     if !who.named_only {
         members.extend(hosts.into_iter().flatten());
     }
+    let pool = members.len();
+    let mut required = vec![false; pool];
     for (index, user) in participants.into_iter().enumerate() {
         let user = user.ok_or(PartyError::UnknownParticipant(index))?;
-        if !members.iter().any(|m| id(m) == id(&user)) {
-            members.push(user);
+        match members.iter().position(|m| id(m) == id(&user)) {
+            Some(at) => required[at] = true,
+            None => {
+                members.push(user);
+                required.push(pool > 0);
+            }
         }
     }
-    Ok(members)
-}
-
-/// Whether the business's own bookings hold its time: only when it has no hosts (then it is
-/// the one resource), and not when only named people count.
-pub fn business_holds_time(who: &Who, hosts: usize) -> bool {
-    hosts == 0 && !who.named_only
+    Ok((members, required))
 }
 
 #[cfg(test)]
@@ -55,11 +59,18 @@ mod tests {
             ..Who::default()
         };
         let got = members(&who, [Some("a"), None, Some("b")], [Some("b"), Some("c")], |s| s).unwrap();
-        assert_eq!(got, ["a", "b", "c"]);
+        assert_eq!(
+            got,
+            (vec!["a", "b", "c"], vec![false, true, true]),
+            "hosts pool; named people required, a named host too"
+        );
         assert_eq!(members(&who, [Some("a")], [Some("b"), None], |s| s), Err(PartyError::UnknownParticipant(1)));
         let named = Who { named_only: true, ..who.clone() };
-        assert_eq!(members(&named, [Some("a")], [Some("b"), Some("c")], |s| s).unwrap(), ["b", "c"]);
+        assert_eq!(
+            members(&named, [Some("a")], [Some("b"), Some("c")], |s| s).unwrap(),
+            (vec!["b", "c"], vec![false, false]),
+            "no hosts: the named people are the pool"
+        );
         assert_eq!(check_named(&Who::default()), Err(PartyError::Nobody));
-        assert!(business_holds_time(&who, 0) && !business_holds_time(&who, 1) && !business_holds_time(&named, 0));
     }
 }

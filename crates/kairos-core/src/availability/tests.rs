@@ -159,7 +159,7 @@ fn date_overrides_shorten_and_close_days() {
 fn a_participant_in_another_zone_narrows_the_day_to_the_overlap() {
     let business = schedule("America/New_York", NINE_TO_FIVE);
     let berlin = schedule("Europe/Berlin", NINE_TO_FIVE);
-    let members = [Member { schedule: &berlin, busy: &NONE }];
+    let members = [Member { schedule: &berlin, busy: &NONE, required: false }];
     // Summer: six hours apart, so 09:00–11:00 in New York.
     let slots = search(Some(&business), &members, iv("2026-06-01T00:00:00Z", "2026-06-02T00:00:00Z"), 30).find();
     assert_eq!(slots.len(), 4);
@@ -173,7 +173,7 @@ fn a_participant_in_another_zone_narrows_the_day_to_the_overlap() {
 fn busy_time_widened_by_buffers_removes_nearby_slots() {
     let s = schedule("UTC", NINE_TO_FIVE);
     let busy = Timeline::from([iv("2026-05-01T11:00:00Z", "2026-05-01T12:00:00Z")]);
-    let members = [Member { schedule: &s, busy: &busy }];
+    let members = [Member { schedule: &s, busy: &busy, required: false }];
     let mut q = search(Some(&s), &members, iv("2026-05-01T09:00:00Z", "2026-05-01T14:00:00Z"), 30);
     q.rules.buffer_before = mins(15);
     q.rules.buffer_after = mins(10);
@@ -214,7 +214,10 @@ fn any_mode_lists_who_is_free() {
     let b = schedule("UTC", NINE_TO_FIVE);
     let busy_a = Timeline::from([iv("2026-05-01T09:00:00Z", "2026-05-01T10:00:00Z")]);
     let busy_b = Timeline::from([iv("2026-05-01T09:30:00Z", "2026-05-01T10:30:00Z")]);
-    let members = [Member { schedule: &a, busy: &busy_a }, Member { schedule: &b, busy: &busy_b }];
+    let members = [
+        Member { schedule: &a, busy: &busy_a, required: false },
+        Member { schedule: &b, busy: &busy_b, required: false },
+    ];
     let mut q = search(None, &members, iv("2026-05-01T09:00:00Z", "2026-05-01T11:00:00Z"), 30);
     q.mode = Mode::Any;
     let got: Vec<(String, Vec<usize>)> =
@@ -232,10 +235,43 @@ fn any_mode_lists_who_is_free() {
 }
 
 #[test]
+fn in_any_mode_named_people_are_required_and_hosts_are_the_pool() {
+    let s = schedule("UTC", NINE_TO_FIVE);
+    let host_a_busy = Timeline::from([iv("2026-05-01T09:00:00Z", "2026-05-01T10:00:00Z")]);
+    let guest_busy = Timeline::from([iv("2026-05-01T10:00:00Z", "2026-05-01T10:30:00Z")]);
+    let members = [
+        Member { schedule: &s, busy: &host_a_busy, required: false },
+        Member { schedule: &s, busy: &NONE, required: false },
+        Member { schedule: &s, busy: &guest_busy, required: true },
+    ];
+    let mut q = search(None, &members, iv("2026-05-01T09:00:00Z", "2026-05-01T11:00:00Z"), 30);
+    q.mode = Mode::Any;
+    let got: Vec<(String, Vec<usize>)> =
+        q.find().into_iter().map(|s| (s.interval.start().to_string(), s.free_members)).collect();
+    // The guest is busy 10:00–10:30 (no slot then, whoever hosts); the slots list hosts only.
+    assert_eq!(
+        got,
+        vec![
+            ("2026-05-01T09:00:00Z".to_string(), vec![1]),
+            ("2026-05-01T09:30:00Z".to_string(), vec![1]),
+            ("2026-05-01T10:30:00Z".to_string(), vec![0, 1]),
+        ]
+    );
+    assert_eq!(q.check(iv("2026-05-01T10:00:00Z", "2026-05-01T10:30:00Z")), Err(Unavailable::Busy { member: Some(2) }));
+    assert_eq!(q.check(iv("2026-05-01T09:00:00Z", "2026-05-01T09:30:00Z")), Ok(vec![1]));
+    // Everyone required: as collective.
+    let all_required = [Member { required: true, ..members[1] }, Member { required: true, ..members[2] }];
+    let mut q = search(None, &all_required, iv("2026-05-01T09:00:00Z", "2026-05-01T11:00:00Z"), 30);
+    q.mode = Mode::Any;
+    assert_eq!(q.find().len(), 3);
+}
+
+#[test]
 fn check_names_the_member_in_the_way() {
     let s = schedule("UTC", NINE_TO_FIVE);
     let busy = Timeline::from([iv("2026-05-01T10:00:00Z", "2026-05-01T11:00:00Z")]);
-    let members = [Member { schedule: &s, busy: &NONE }, Member { schedule: &s, busy: &busy }];
+    let members =
+        [Member { schedule: &s, busy: &NONE, required: false }, Member { schedule: &s, busy: &busy, required: false }];
     let q = search(Some(&s), &members, iv("2026-05-01T00:00:00Z", "2026-05-02T00:00:00Z"), 30);
     assert_eq!(q.check(iv("2026-05-01T10:30:00Z", "2026-05-01T11:00:00Z")), Err(Unavailable::Busy { member: Some(1) }));
     assert_eq!(
@@ -292,7 +328,7 @@ fn arb_busy() -> impl Strategy<Value = Timeline> {
 #[derive(Debug)]
 struct Case {
     base: Option<Schedule>,
-    members: Vec<(Schedule, Timeline)>,
+    members: Vec<(Schedule, Timeline, bool)>,
     base_busy: Timeline,
     window: (i64, i64),
     duration: i64,
@@ -308,7 +344,7 @@ struct Case {
 fn arb_case() -> impl Strategy<Value = Case> {
     (
         prop::option::of(arb_schedule()),
-        prop::collection::vec((arb_schedule(), arb_busy()), 0..4),
+        prop::collection::vec((arb_schedule(), arb_busy(), any::<bool>()), 0..4),
         arb_busy(),
         (0i64..7 * 1440, 60i64..7 * 1440),
         prop::sample::select(vec![15i64, 30, 45, 60, 90]),
@@ -339,7 +375,8 @@ fn arb_case() -> impl Strategy<Value = Case> {
 }
 
 fn run<R>(case: &Case, f: impl FnOnce(&SlotSearch) -> R) -> R {
-    let members: Vec<Member> = case.members.iter().map(|(s, b)| Member { schedule: s, busy: b }).collect();
+    let members: Vec<Member> =
+        case.members.iter().map(|(s, b, required)| Member { schedule: s, busy: b, required: *required }).collect();
     let utc = Zone::utc();
     let daily_starts: Vec<Timestamp> =
         case.daily.as_ref().map(|(_, v)| v.iter().map(|m| at(*m)).collect()).unwrap_or_default();
@@ -387,7 +424,9 @@ proptest! {
                 prop_assert!(checked.is_ok(), "check rejects a found slot {:?}: {:?}", iv, checked);
                 let widened = |b: &Interval| b.widened(q.rules.buffer_after, q.rules.buffer_before);
                 prop_assert!(!q.base_busy.iter().any(|b| widened(b).overlaps(&iv)), "clear of base busy time");
-                for &m in &slot.free_members {
+                // Everyone listed, and in any mode every required member too, is free and working.
+                let required = q.members.iter().enumerate().filter(|(_, m)| q.mode == Mode::Any && m.required).map(|(i, _)| i);
+                for m in slot.free_members.iter().copied().chain(required) {
                     let member = &q.members[m];
                     prop_assert!(!member.busy.iter().any(|b| widened(b).overlaps(&iv)), "clear of busy time with buffers");
                     prop_assert!(member.schedule.working_intervals(iv).iter().any(|w| w.contains(&iv)), "inside the member's hours");
