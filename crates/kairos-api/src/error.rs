@@ -114,6 +114,15 @@ impl ApiError {
         )
     }
 
+    /// This error as a store edit's refusal, so it can cross the store and come back as itself.
+    pub fn into_edit_refusal(self) -> StoreError {
+        StoreError::Invalid {
+            param: self.param.unwrap_or_default(),
+            message: self.message,
+            missing: self.code == "parameter_missing",
+        }
+    }
+
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             error: ErrorDetail {
@@ -152,6 +161,8 @@ impl From<StoreError> for ApiError {
                 format!("Another object already uses this {field}; choose a different one."),
             )
             .with_param(field),
+            StoreError::Invalid { param, message, missing: false } => ApiError::invalid(param, message),
+            StoreError::Invalid { param, message, missing: true } => ApiError::missing(&param, message),
             StoreError::Backend(detail) => ApiError::internal(detail),
         }
     }

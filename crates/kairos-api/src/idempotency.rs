@@ -59,9 +59,9 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             .finalize(),
     );
     let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let token = loop {
         match state.store.claim_idempotency_key(&tenant, &key, &fingerprint, state.clock.now()).await? {
-            IdempotencyClaim::Claimed => break,
+            IdempotencyClaim::Claimed(token) => break token,
             IdempotencyClaim::Completed(stored) => return Ok(replay(stored)),
             IdempotencyClaim::Mismatch => {
                 return Err(ApiError::idempotency(
@@ -81,20 +81,29 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
                 ));
             }
         }
-    }
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    let status = response.status();
-    let keep = status.is_success() || status == StatusCode::CONFLICT;
-    if !keep {
-        state.store.release_idempotency_key(&tenant, &key).await?;
-        return Ok(response);
-    }
-    let (mut parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(ApiError::internal)?;
-    let stored = StoredResponse { status: status.as_u16(), body: String::from_utf8_lossy(&bytes).into_owned() };
-    state.store.complete_idempotency_key(&tenant, &key, &stored).await?;
-    parts.headers.insert("idempotent-replayed", HeaderValue::from_static("false"));
-    Ok(Response::from_parts(parts, Body::from(bytes)))
+    };
+    // From the claim on, the request runs to completion and its outcome is recorded even if
+    // the client hangs up (which drops this future): otherwise the work could be done while
+    // the key stayed claimed, and a retry after the lease would do it again.
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let finished = tokio::spawn(async move {
+        let response = next.run(request).await;
+        let status = response.status();
+        let keep = status.is_success() || status == StatusCode::CONFLICT;
+        if !keep {
+            state.store.release_idempotency_key(&tenant, &key, &token).await?;
+            return Ok(response);
+        }
+        let (mut parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(ApiError::internal)?;
+        let stored = StoredResponse { status: status.as_u16(), body: String::from_utf8_lossy(&bytes).into_owned() };
+        if !state.store.complete_idempotency_key(&tenant, &key, &token, &stored).await? {
+            tracing::warn!(key = %key, "an idempotency claim was taken over before its request finished");
+        }
+        parts.headers.insert("idempotent-replayed", HeaderValue::from_static("false"));
+        Ok(Response::from_parts(parts, Body::from(bytes)))
+    });
+    finished.await.map_err(ApiError::internal)?
 }
 
 fn replay(stored: StoredResponse) -> Response {

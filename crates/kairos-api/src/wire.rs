@@ -117,6 +117,23 @@ pub fn required<T>(param: &str, value: Option<Option<T>>) -> Result<Option<T>, A
     }
 }
 
+/// Refuses dated overrides that name a time the clocks skip on that date (see
+/// [`Schedule::override_gap`]).
+pub fn check_overrides(schedule: &kairos_core::Schedule) -> Result<(), ApiError> {
+    match schedule.override_gap() {
+        None => Ok(()),
+        Some(gap) => Err(ApiError::invalid(
+            format!("date_overrides.{}[{}].{}", gap.date, gap.index, gap.field),
+            format!("{gap}."),
+        )),
+    }
+}
+
+/// The same check inside a store edit (the merged record is only known there).
+pub fn check_overrides_in_edit(schedule: &kairos_core::Schedule) -> kairos_store::StoreResult<()> {
+    check_overrides(schedule).map_err(ApiError::into_edit_refusal)
+}
+
 /// Checks an optional count of minutes against a range.
 pub fn minutes_in(param: &str, value: u32, max: u32) -> Result<u32, ApiError> {
     if value <= max {

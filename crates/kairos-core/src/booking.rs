@@ -4,6 +4,14 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// The longest a booking may last.
+pub const MAX_LENGTH: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+/// The longest buffer a business may set on each side of its bookings, in minutes.
+pub const MAX_BUFFER_MINUTES: u32 = 24 * 60;
+/// The most time one booking can hold: its length and a buffer on each side. Stores bound
+/// their overlap queries with it.
+pub const MAX_HELD: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 + 2 * 24);
+
 /// Where a booking stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

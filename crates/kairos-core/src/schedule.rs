@@ -206,6 +206,31 @@ impl DateOverrides {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Date, &[TimeRange])> {
+        self.0.iter().map(|(d, r)| (*d, r.as_slice()))
+    }
+}
+
+/// A time in a dated override that does not exist on its date: the clocks skip it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    pub date: Date,
+    /// Which range of that date.
+    pub index: usize,
+    /// `start` or `end`.
+    pub field: &'static str,
+    pub time: LocalTime,
+}
+
+impl std::fmt::Display for Gap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} does not exist on {} in this time zone (the clocks jump forward then); choose a time outside the gap",
+            self.time, self.date
+        )
+    }
 }
 
 impl<'de> Deserialize<'de> for DateOverrides {
@@ -292,6 +317,32 @@ pub struct Schedule {
 impl Schedule {
     pub fn new(timezone: Zone, working_hours: WorkingHours, date_overrides: DateOverrides) -> Self {
         Self { timezone, working_hours, date_overrides }
+    }
+
+    /// The first override time that falls in a spring-forward gap of the zone. Weekly hours
+    /// are not checked (a gap comes once or twice a year and the grid simply starts when the
+    /// clocks resume), but a dated override names one day, so a time it names that day never
+    /// reaches is refused rather than silently shifted.
+    pub fn override_gap(&self) -> Option<Gap> {
+        let tz = self.timezone.tz();
+        for (date, ranges) in self.date_overrides.iter() {
+            for (index, range) in ranges.iter().enumerate() {
+                let end_day = if range.end <= range.start { date.tomorrow().ok()? } else { date };
+                for (field, day, time) in [("start", date, range.start), ("end", end_day, range.end)] {
+                    let local =
+                        day.to_datetime(jiff::civil::Time::midnight()).checked_add((time.0 as i64).minutes()).ok()?;
+                    let in_gap = |t: jiff::civil::DateTime| {
+                        matches!(tz.to_ambiguous_timestamp(t).offset(), jiff::tz::AmbiguousOffset::Gap { .. })
+                    };
+                    // The gap's first moment (02:00 when 02:00 becomes 03:00) is the jump
+                    // itself, one unambiguous instant; only times after it are skipped.
+                    if in_gap(local) && local.checked_sub(1.second()).is_ok_and(in_gap) {
+                        return Some(Gap { date, index, field, time });
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// The working time of every local day that touches `span`, as sorted, disjoint UTC
@@ -482,6 +533,31 @@ mod tests {
                 proptest::prop_assert_eq!(via, got, "{} {} {} via the day before", zone.name(), day, time);
             }
         }
+    }
+
+    #[test]
+    fn an_override_inside_a_spring_forward_gap_is_found() {
+        let mut s = schedule("America/New_York", "{}");
+        s.date_overrides
+            .insert("2027-03-13".parse().unwrap(), vec![TimeRange::new(LocalTime(150), LocalTime(240)).unwrap()]);
+        assert_eq!(s.override_gap(), None, "02:30 exists the day before");
+        s.date_overrides.insert(
+            "2027-03-14".parse().unwrap(),
+            vec![
+                TimeRange::new(LocalTime(60), LocalTime(120)).unwrap(),
+                TimeRange::new(LocalTime(150), LocalTime(240)).unwrap(),
+            ],
+        );
+        let gap = s.override_gap().unwrap();
+        assert_eq!(
+            (gap.date.to_string(), gap.index, gap.field, gap.time.to_string()),
+            ("2027-03-14".to_string(), 1, "start", "02:30".to_string())
+        );
+        // Fall-back times exist (twice); they are fine.
+        let mut fall = schedule("America/New_York", "{}");
+        fall.date_overrides
+            .insert("2027-11-07".parse().unwrap(), vec![TimeRange::new(LocalTime(90), LocalTime(120)).unwrap()]);
+        assert_eq!(fall.override_gap(), None);
     }
 
     #[test]

@@ -149,5 +149,7 @@ CREATE TABLE idempotency_keys (
     body          TEXT,
     created_at    INTEGER NOT NULL,
     locked_until  INTEGER NOT NULL,
+    -- Who holds an unfinished claim: only they may complete or release it.
+    token         TEXT NOT NULL,
     PRIMARY KEY (account_id, mode, key)
 );

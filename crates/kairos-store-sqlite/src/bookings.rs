@@ -20,9 +20,8 @@ use crate::rows::{
     BOOKING_COLUMNS, BUSINESS_COLUMNS, BookingRow, BusinessRow, USER_COLUMNS, UserRow, corrupt, json, ms, ts,
 };
 
-/// The longest a booking can hold time: a 24-hour booking with 24-hour buffers on each side.
-/// The API refuses longer bookings and buffers; overlap queries rely on the bound.
-pub(crate) const MAX_HELD: SignedDuration = SignedDuration::from_hours(72);
+/// The longest a booking can hold time; overlap queries rely on the bound.
+pub(crate) const MAX_HELD: SignedDuration = kairos_core::booking::MAX_HELD;
 /// Busy blocks are stored in pieces at most this long, for the same reason.
 pub(crate) const MAX_BLOCK: SignedDuration = SignedDuration::from_hours(7 * 24);
 

@@ -175,6 +175,14 @@ pub(crate) fn insert_business(c: &Connection, t: &Tenant, b: &Business) -> Store
     set_hosts(c, t, &b.id, &b.hosts)
 }
 
+/// A business's hosts in order, as a JSON array, selected alongside its row.
+const HOSTS_JSON: &str = "(SELECT json_group_array(user_id) FROM
+    (SELECT user_id FROM business_hosts WHERE business_id = businesses.id ORDER BY position))";
+
+fn parse_hosts(json: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(json).map_err(|e| crate::rows::corrupt("hosts", e))
+}
+
 /// Replaces a business's hosts; every host must be a user of the same tenant.
 fn set_hosts(c: &Connection, t: &Tenant, business_id: &str, hosts: &[String]) -> StoreResult<()> {
     c.prepare_cached("DELETE FROM business_hosts WHERE business_id = ?1")
@@ -204,9 +212,7 @@ pub(crate) fn hosts_of(c: &Connection, business_id: &str) -> StoreResult<Vec<Str
 pub(crate) fn business(c: &Connection, t: &Tenant, id: &str) -> StoreResult<Option<Business>> {
     // The hosts come along as a JSON array: one statement on the booking path, not two.
     let sql = format!(
-        "SELECT {BUSINESS_COLUMNS},
-            (SELECT json_group_array(user_id) FROM (SELECT user_id FROM business_hosts WHERE business_id = ?1 ORDER BY position))
-         FROM businesses WHERE id = ?1 AND account_id = ?2 AND mode = ?3"
+        "SELECT {BUSINESS_COLUMNS}, {HOSTS_JSON} FROM businesses WHERE id = ?1 AND account_id = ?2 AND mode = ?3"
     );
     let row = c
         .prepare_cached(&sql)
@@ -219,32 +225,28 @@ pub(crate) fn business(c: &Connection, t: &Tenant, id: &str) -> StoreResult<Opti
         .map_err(error)?;
     match row {
         None => Ok(None),
-        Some((row, hosts)) => {
-            let hosts: Vec<String> = serde_json::from_str(&hosts).map_err(|e| crate::rows::corrupt("hosts", e))?;
-            row.into_business(hosts).map(Some)
-        }
+        Some((row, hosts)) => row.into_business(parse_hosts(&hosts)?).map(Some),
     }
 }
 
 pub(crate) fn businesses(c: &Connection, t: &Tenant, page: &PageRequest) -> StoreResult<Page<Business>> {
     let sql = format!(
-        "SELECT {BUSINESS_COLUMNS} FROM businesses WHERE account_id = ?1 AND mode = ?2 AND (?3 IS NULL OR id < ?3)
-         ORDER BY id DESC LIMIT ?4"
+        "SELECT {BUSINESS_COLUMNS}, {HOSTS_JSON} FROM businesses
+          WHERE account_id = ?1 AND mode = ?2 AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
     );
     let rows = c
         .prepare_cached(&sql)
         .and_then(|mut s| {
             s.query_map(params![t.account_id, t.mode.as_str(), page.cursor, page.limit as i64 + 1], |r| {
-                BusinessRow::read(r, 0)
+                Ok((BusinessRow::read(r, 0)?, r.get::<_, String>(14)?))
             })?
             .collect::<Result<Vec<_>, _>>()
         })
         .map_err(error)?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let hosts = hosts_of(c, &row.id)?;
-        out.push(row.into_business(hosts)?);
-    }
+    let out = rows
+        .into_iter()
+        .map(|(row, hosts)| row.into_business(parse_hosts(&hosts)?))
+        .collect::<StoreResult<Vec<_>>>()?;
     Ok(Page::from_rows(out, page.limit, |b| &b.id))
 }
 

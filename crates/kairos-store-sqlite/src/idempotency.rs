@@ -36,31 +36,40 @@ pub(crate) fn claim(
         Some((_, None, _, _, locked_until)) if locked_until > ms(now) => return Ok(IdempotencyClaim::InProgress),
         _ => {}
     }
+    let token = kairos_store::ids::new_id("idem");
     c.prepare_cached(
-        "INSERT INTO idempotency_keys (account_id, mode, key, fingerprint, status, body, created_at, locked_until)
-         VALUES (?1, ?2, ?3, ?4, NULL, NULL, ?5, ?6)
+        "INSERT INTO idempotency_keys (account_id, mode, key, fingerprint, status, body, created_at, locked_until, token)
+         VALUES (?1, ?2, ?3, ?4, NULL, NULL, ?5, ?6, ?7)
          ON CONFLICT (account_id, mode, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = NULL, body = NULL,
-            created_at = excluded.created_at, locked_until = excluded.locked_until",
+            created_at = excluded.created_at, locked_until = excluded.locked_until, token = excluded.token",
     )
-    .and_then(|mut s| s.execute(params![t.account_id, t.mode.as_str(), key, fingerprint, ms(now), ms(now + IDEMPOTENCY_LEASE)]))
+    .and_then(|mut s| s.execute(params![t.account_id, t.mode.as_str(), key, fingerprint, ms(now), ms(now + IDEMPOTENCY_LEASE), token]))
     .map_err(error)?;
-    Ok(IdempotencyClaim::Claimed)
+    Ok(IdempotencyClaim::Claimed(token))
 }
 
-pub(crate) fn complete(c: &Connection, t: &Tenant, key: &str, response: &StoredResponse) -> StoreResult<()> {
-    c.prepare_cached(
-        "UPDATE idempotency_keys SET status = ?1, body = ?2 WHERE account_id = ?3 AND mode = ?4 AND key = ?5",
-    )
-    .and_then(|mut s| s.execute(params![i64::from(response.status), response.body, t.account_id, t.mode.as_str(), key]))
-    .map_err(error)?;
-    Ok(())
+pub(crate) fn complete(
+    c: &Connection,
+    t: &Tenant,
+    key: &str,
+    token: &str,
+    response: &StoredResponse,
+) -> StoreResult<bool> {
+    let changed = c
+        .prepare_cached(
+            "UPDATE idempotency_keys SET status = ?1, body = ?2
+              WHERE account_id = ?3 AND mode = ?4 AND key = ?5 AND token = ?6 AND status IS NULL",
+        )
+        .and_then(|mut s| {
+            s.execute(params![i64::from(response.status), response.body, t.account_id, t.mode.as_str(), key, token])
+        })
+        .map_err(error)?;
+    Ok(changed > 0)
 }
 
-pub(crate) fn release(c: &Connection, t: &Tenant, key: &str) -> StoreResult<()> {
-    c.prepare_cached(
-        "DELETE FROM idempotency_keys WHERE account_id = ?1 AND mode = ?2 AND key = ?3 AND status IS NULL",
-    )
-    .and_then(|mut s| s.execute(params![t.account_id, t.mode.as_str(), key]))
-    .map_err(error)?;
+pub(crate) fn release(c: &Connection, t: &Tenant, key: &str, token: &str) -> StoreResult<()> {
+    c.prepare_cached("DELETE FROM idempotency_keys WHERE account_id = ?1 AND mode = ?2 AND key = ?3 AND token = ?4 AND status IS NULL")
+        .and_then(|mut s| s.execute(params![t.account_id, t.mode.as_str(), key, token]))
+        .map_err(error)?;
     Ok(())
 }

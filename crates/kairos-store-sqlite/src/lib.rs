@@ -86,11 +86,6 @@ impl SqliteStore {
         })
     }
 
-    /// Finishes queued writes and stops the writer.
-    pub fn close(&self) {
-        self.writer.stop();
-    }
-
     async fn write<T, E>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> Result<(T, Vec<CacheKey>), E> + Send + 'static,
@@ -272,10 +267,15 @@ impl Store for SqliteStore {
         self.read(move |c| directory::users(c, &t, &page)).await
     }
 
-    async fn update_user(&self, t: &Tenant, user: &User) -> StoreResult<()> {
-        let (t, user) = (t.clone(), user.clone());
+    async fn update_user(&self, t: &Tenant, id: &str, edit: Edit<User>) -> StoreResult<User> {
+        let (t, id) = (t.clone(), id.to_string());
         self.write(move |c| {
-            directory::update_user(c, &t, &user).map(|()| ((), vec![CacheKey::User(user.id.clone()), CacheKey::Emails]))
+            let mut user = directory::user(c, &t, &id)?.ok_or(StoreError::NotFound)?;
+            edit(&mut user)?;
+            user.id = id;
+            directory::update_user(c, &t, &user)?;
+            let stale = vec![CacheKey::User(user.id.clone()), CacheKey::Emails];
+            Ok((user, stale))
         })
         .await
     }
@@ -312,10 +312,23 @@ impl Store for SqliteStore {
         self.read(move |c| directory::businesses(c, &t, &page)).await
     }
 
-    async fn update_business(&self, t: &Tenant, business: &Business) -> StoreResult<()> {
-        let (t, b) = (t.clone(), business.clone());
+    async fn update_business(&self, t: &Tenant, id: &str, edit: Edit<Business>) -> StoreResult<Business> {
+        let (t, id) = (t.clone(), id.to_string());
         self.write(move |c| {
-            directory::update_business(c, &t, &b).map(|()| ((), vec![CacheKey::Business(b.id.clone())]))
+            let mut business = directory::business(c, &t, &id)?.ok_or(StoreError::NotFound)?;
+            edit(&mut business)?;
+            business.id = id;
+            directory::update_business(c, &t, &business).map_err(|e| match e {
+                // The business exists (it was just read): a missing row is a host.
+                StoreError::NotFound => StoreError::Invalid {
+                    param: "hosts".into(),
+                    message: "A host no longer exists; check the hosts and retry.".into(),
+                    missing: false,
+                },
+                other => other,
+            })?;
+            let stale = vec![CacheKey::Business(business.id.clone())];
+            Ok((business, stale))
         })
         .await
     }
@@ -393,14 +406,26 @@ impl Store for SqliteStore {
         self.write(move |c| idempotency::claim(c, &t, &key, &fingerprint, now).map(|claim| (claim, Vec::new()))).await
     }
 
-    async fn complete_idempotency_key(&self, t: &Tenant, key: &str, response: &StoredResponse) -> StoreResult<()> {
-        let (t, key, response) = (t.clone(), key.to_string(), response.clone());
-        self.write(move |c| idempotency::complete(c, &t, &key, &response).map(|()| ((), Vec::new()))).await
+    async fn complete_idempotency_key(
+        &self,
+        t: &Tenant,
+        key: &str,
+        token: &str,
+        response: &StoredResponse,
+    ) -> StoreResult<bool> {
+        let (t, key, token, response) = (t.clone(), key.to_string(), token.to_string(), response.clone());
+        self.write(move |c| idempotency::complete(c, &t, &key, &token, &response).map(|done| (done, Vec::new()))).await
     }
 
-    async fn release_idempotency_key(&self, t: &Tenant, key: &str) -> StoreResult<()> {
-        let (t, key) = (t.clone(), key.to_string());
-        self.write(move |c| idempotency::release(c, &t, &key).map(|()| ((), Vec::new()))).await
+    async fn release_idempotency_key(&self, t: &Tenant, key: &str, token: &str) -> StoreResult<()> {
+        let (t, key, token) = (t.clone(), key.to_string(), token.to_string());
+        self.write(move |c| idempotency::release(c, &t, &key, &token).map(|()| ((), Vec::new()))).await
+    }
+
+    async fn close(&self) {
+        // Finishes queued writes and joins the writer thread.
+        let writer = self.writer.clone();
+        let _ = tokio::task::spawn_blocking(move || writer.stop()).await;
     }
 
     async fn outbox_events(&self, t: &Tenant, page: &PageRequest) -> StoreResult<Page<OutboxEvent>> {

@@ -211,15 +211,48 @@ pub async fn user_emails_are_unique_within_a_tenant(store: S) {
     store.insert_user(&a, &user("alice@example.com")).await.unwrap();
     assert!(matches!(store.insert_user(&a, &user("alice@example.com")).await, Err(StoreError::Conflict("email"))));
     store.insert_user(&b, &user("alice@example.com")).await.unwrap();
-    let mut bob = user("bob@example.com");
+    let bob = user("bob@example.com");
     store.insert_user(&a, &bob).await.unwrap();
-    bob.email = "alice@example.com".to_string();
-    assert!(matches!(store.update_user(&a, &bob).await, Err(StoreError::Conflict("email"))));
-    bob.email = "robert@example.com".to_string();
-    bob.schedule.timezone = Zone::parse("Europe/Berlin").unwrap();
-    store.update_user(&a, &bob).await.unwrap();
+    let taken = store
+        .update_user(
+            &a,
+            &bob.id,
+            Box::new(|u| {
+                u.email = "alice@example.com".into();
+                Ok(())
+            }),
+        )
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict("email"))));
+    let edited = store
+        .update_user(
+            &a,
+            &bob.id,
+            Box::new(|u| {
+                u.email = "robert@example.com".into();
+                u.schedule.timezone = Zone::parse("Europe/Berlin").unwrap();
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
     let got = store.user(&a, &bob.id).await.unwrap().unwrap();
+    assert_eq!(got, edited);
     assert_eq!((got.email.as_str(), got.schedule.timezone.name()), ("robert@example.com", "Europe/Berlin"));
+    // An edit may refuse; then nothing changes.
+    let refusal = store
+        .update_user(
+            &a,
+            &bob.id,
+            Box::new(|u| {
+                u.email = "changed@example.com".into();
+                Err(StoreError::Invalid { param: "email".into(), message: "no".into(), missing: false })
+            }),
+        )
+        .await;
+    assert!(matches!(refusal, Err(StoreError::Invalid { .. })));
+    assert_eq!(store.user(&a, &bob.id).await.unwrap().unwrap(), got);
+    assert!(matches!(store.update_user(&a, "usr_missing", Box::new(|_| Ok(()))).await, Err(StoreError::NotFound)));
     let found = store
         .resolve_users(
             &a,
@@ -266,17 +299,27 @@ pub async fn business_hosts_must_exist_and_follow_their_users(store: S) {
     assert!(matches!(store.insert_business(&a, &business(&[&alice, &bob])).await, Err(StoreError::NotFound)));
     assert!(store.businesses(&a, &PageRequest::default()).await.unwrap().data.is_empty(), "nothing written");
     store.insert_user(&a, &bob).await.unwrap();
-    let mut biz = business(&[&bob, &alice]);
+    let biz = business(&[&bob, &alice]);
     store.insert_business(&a, &biz).await.unwrap();
     assert_eq!(
         store.business(&a, &biz.id).await.unwrap().unwrap().hosts,
         vec![bob.id.clone(), alice.id.clone()],
         "host order kept"
     );
-    biz.name = "Renamed".into();
-    biz.max_bookings_per_day = Some(3);
-    biz.hosts = vec![alice.id.clone()];
-    store.update_business(&a, &biz).await.unwrap();
+    let only_alice = vec![alice.id.clone()];
+    store
+        .update_business(
+            &a,
+            &biz.id,
+            Box::new(move |b| {
+                b.name = "Renamed".into();
+                b.max_bookings_per_day = Some(3);
+                b.hosts = only_alice;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
     let got = store.business(&a, &biz.id).await.unwrap().unwrap();
     assert_eq!(
         (got.name.as_str(), got.max_bookings_per_day, got.hosts.clone()),
@@ -286,7 +329,7 @@ pub async fn business_hosts_must_exist_and_follow_their_users(store: S) {
     assert!(store.business(&a, &biz.id).await.unwrap().unwrap().hosts.is_empty());
     assert!(store.delete_business(&a, &biz.id).await.unwrap());
     assert!(!store.delete_business(&a, &biz.id).await.unwrap());
-    assert!(matches!(store.update_business(&a, &biz).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.update_business(&a, &biz.id, Box::new(|_| Ok(()))).await, Err(StoreError::NotFound)));
 }
 
 pub async fn a_booking_and_its_event_are_written_together(store: S) {
@@ -645,35 +688,49 @@ pub async fn idempotency_keys_claim_replay_and_expire(store: S) {
     let a = tenant(&store, "acme", Mode::Test).await;
     let b = tenant(&store, "globex", Mode::Test).await;
     let t0 = now();
-    assert_eq!(store.claim_idempotency_key(&a, "k1", "f1", t0).await.unwrap(), IdempotencyClaim::Claimed);
+    let claimed = |c: IdempotencyClaim| match c {
+        IdempotencyClaim::Claimed(token) => token,
+        other => panic!("expected a claim, got {other:?}"),
+    };
+    let k1 = claimed(store.claim_idempotency_key(&a, "k1", "f1", t0).await.unwrap());
     assert_eq!(store.claim_idempotency_key(&a, "k1", "f1", t0).await.unwrap(), IdempotencyClaim::InProgress);
-    assert_eq!(
-        store.claim_idempotency_key(&b, "k1", "f1", t0).await.unwrap(),
-        IdempotencyClaim::Claimed,
-        "keys are per tenant"
-    );
+    claimed(store.claim_idempotency_key(&b, "k1", "f1", t0).await.unwrap());
     let response = StoredResponse { status: 201, body: "{\"id\":\"bkg_1\"}".into() };
-    store.complete_idempotency_key(&a, "k1", &response).await.unwrap();
+    assert!(
+        !store.complete_idempotency_key(&a, "k1", "not-the-token", &response).await.unwrap(),
+        "only the owner completes"
+    );
+    assert!(store.complete_idempotency_key(&a, "k1", &k1, &response).await.unwrap());
     assert_eq!(store.claim_idempotency_key(&a, "k1", "f1", t0).await.unwrap(), IdempotencyClaim::Completed(response));
     assert_eq!(store.claim_idempotency_key(&a, "k1", "f2", t0).await.unwrap(), IdempotencyClaim::Mismatch);
-    assert_eq!(
+    claimed(
         store.claim_idempotency_key(&a, "k1", "f2", t0 + IDEMPOTENCY_TTL + SignedDuration::from_secs(1)).await.unwrap(),
-        IdempotencyClaim::Claimed,
-        "forgotten after 24 h"
     );
-    // A claim whose owner vanished can be taken over after the lease.
-    assert_eq!(store.claim_idempotency_key(&a, "k2", "f", t0).await.unwrap(), IdempotencyClaim::Claimed);
-    assert_eq!(
+    // A claim whose owner vanished can be taken over after the lease; the old owner then
+    // cannot complete or release the new claim.
+    let old = claimed(store.claim_idempotency_key(&a, "k2", "f", t0).await.unwrap());
+    let new = claimed(
         store
             .claim_idempotency_key(&a, "k2", "f", t0 + IDEMPOTENCY_LEASE + SignedDuration::from_secs(1))
             .await
             .unwrap(),
-        IdempotencyClaim::Claimed
+    );
+    assert_ne!(old, new);
+    store.release_idempotency_key(&a, "k2", &old).await.unwrap();
+    assert_eq!(
+        store.claim_idempotency_key(&a, "k2", "f", t0 + IDEMPOTENCY_LEASE).await.unwrap(),
+        IdempotencyClaim::InProgress
+    );
+    assert!(
+        !store
+            .complete_idempotency_key(&a, "k2", &old, &StoredResponse { status: 200, body: String::new() })
+            .await
+            .unwrap()
     );
     // A released claim can be claimed again at once.
-    assert_eq!(store.claim_idempotency_key(&a, "k3", "f", t0).await.unwrap(), IdempotencyClaim::Claimed);
-    store.release_idempotency_key(&a, "k3").await.unwrap();
-    assert_eq!(store.claim_idempotency_key(&a, "k3", "f", t0).await.unwrap(), IdempotencyClaim::Claimed);
+    let k3 = claimed(store.claim_idempotency_key(&a, "k3", "f", t0).await.unwrap());
+    store.release_idempotency_key(&a, "k3", &k3).await.unwrap();
+    claimed(store.claim_idempotency_key(&a, "k3", "f", t0).await.unwrap());
 }
 
 pub async fn unknown_parties_are_reported(store: S) {
@@ -774,8 +831,18 @@ pub async fn a_business_without_hosts_keeps_its_bookings_time(store: S) {
     // Hosts added later do not release what the room already holds.
     let alice = user("alice@example.com");
     store.insert_user(&a, &alice).await.unwrap();
-    room.hosts = vec![alice.id.clone()];
-    store.update_business(&a, &room).await.unwrap();
+    let host = alice.id.clone();
+    room = store
+        .update_business(
+            &a,
+            &room.id,
+            Box::new(move |b| {
+                b.hosts = vec![host];
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
     let r = refused(
         store.create_booking(&a, &for_business(&room, iv("2030-01-02T10:30:00Z", "2030-01-02T11:00:00Z")), now()).await,
     );

@@ -29,12 +29,20 @@ pub enum StoreError {
     /// A uniqueness rule was broken; the payload names the field.
     #[error("conflict on {0}")]
     Conflict(&'static str),
+    /// An edit refused the record it was given (it would make it invalid). `missing` when a
+    /// required field is absent rather than wrong.
+    #[error("invalid {param}: {message}")]
+    Invalid { param: String, message: String, missing: bool },
     /// The database failed; the detail is for logs, never for clients.
     #[error("database error: {0}")]
     Backend(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A change to a record, applied to its current state inside the write transaction (so two
+/// concurrent PATCHes cannot undo each other). It may refuse with [`StoreError::Invalid`].
+pub type Edit<T> = Box<dyn FnOnce(&mut T) -> StoreResult<()> + Send>;
 
 /// Why a booking write was refused.
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +78,9 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_user(&self, t: &Tenant, user: &User) -> StoreResult<()>;
     async fn user(&self, t: &Tenant, id: &str) -> StoreResult<Option<User>>;
     async fn users(&self, t: &Tenant, page: &PageRequest) -> StoreResult<Page<User>>;
-    /// Replaces a user's fields; `NotFound`, or `Conflict("email")`.
-    async fn update_user(&self, t: &Tenant, user: &User) -> StoreResult<()>;
+    /// Applies `edit` to the user inside one transaction and returns the result; `NotFound`,
+    /// `Conflict("email")`, or the edit's own refusal.
+    async fn update_user(&self, t: &Tenant, id: &str, edit: Edit<User>) -> StoreResult<User>;
     /// Deletes a user and removes them from businesses' hosts; false when absent.
     async fn delete_user(&self, t: &Tenant, id: &str) -> StoreResult<bool>;
     /// Resolves references to users, keeping order; `None` for each that does not exist.
@@ -81,8 +90,10 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_business(&self, t: &Tenant, business: &Business) -> StoreResult<()>;
     async fn business(&self, t: &Tenant, id: &str) -> StoreResult<Option<Business>>;
     async fn businesses(&self, t: &Tenant, page: &PageRequest) -> StoreResult<Page<Business>>;
-    /// Replaces a business's fields and hosts; `NotFound` for it or a host.
-    async fn update_business(&self, t: &Tenant, business: &Business) -> StoreResult<()>;
+    /// Applies `edit` to the business (fields and hosts) inside one transaction and returns the
+    /// result; `NotFound` for the business, `Invalid` naming `hosts` for a host that does not
+    /// exist, or the edit's own refusal.
+    async fn update_business(&self, t: &Tenant, id: &str, edit: Edit<Business>) -> StoreResult<Business>;
     async fn delete_business(&self, t: &Tenant, id: &str) -> StoreResult<bool>;
 
     /// Records busy time on a user's calendar (what calendar sync writes).
@@ -122,10 +133,20 @@ pub trait Store: Send + Sync + 'static {
         fingerprint: &str,
         now: Timestamp,
     ) -> StoreResult<IdempotencyClaim>;
-    /// Stores the response of a claimed key.
-    async fn complete_idempotency_key(&self, t: &Tenant, key: &str, response: &StoredResponse) -> StoreResult<()>;
-    /// Gives a claimed key up (the request failed in a way worth retrying).
-    async fn release_idempotency_key(&self, t: &Tenant, key: &str) -> StoreResult<()>;
+    /// Stores the response of a key claimed with `token`; false when the claim is no longer
+    /// the caller's.
+    async fn complete_idempotency_key(
+        &self,
+        t: &Tenant,
+        key: &str,
+        token: &str,
+        response: &StoredResponse,
+    ) -> StoreResult<bool>;
+    /// Gives a claim up (the request failed in a way worth retrying); only its owner can.
+    async fn release_idempotency_key(&self, t: &Tenant, key: &str, token: &str) -> StoreResult<()>;
+
+    /// Finishes queued work and releases the store's resources; called once at shutdown.
+    async fn close(&self) {}
 
     /// Webhook events recorded for the tenant, newest first.
     async fn outbox_events(&self, t: &Tenant, page: &PageRequest) -> StoreResult<Page<OutboxEvent>>;

@@ -187,8 +187,9 @@ pub struct StoredResponse {
 /// The outcome of claiming an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyClaim {
-    /// The caller owns the key and must complete or release it.
-    Claimed,
+    /// The caller owns the key and must complete or release it with this token (a claim taken
+    /// over after its lease ran out gets a new token, so the old owner cannot touch it).
+    Claimed(String),
     /// The first request finished; replay its response.
     Completed(StoredResponse),
     /// The key was used with a different request.

@@ -18,7 +18,7 @@ use crate::error::{ApiError, ErrorBody, booking_error};
 use crate::extract::{ApiJson, ApiQuery, Auth};
 use crate::wire::{self, Pagination, Time};
 
-const MAX_LENGTH: SignedDuration = SignedDuration::from_hours(24);
+const MAX_LENGTH: SignedDuration = kairos_core::booking::MAX_LENGTH;
 
 /// Either `{business_id, customer_email, customer_name, start_time, end_time, notes?,
 /// metadata?}` or `{participants, start, end, title, description?}`; the two may be combined.

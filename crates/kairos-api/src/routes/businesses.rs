@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use kairos_core::schedule::{DateOverrides, Schedule, WorkingHours};
 use kairos_core::{Business, Zone};
-use kairos_store::{StoreError, Tenant, ids};
+use kairos_store::{Edit, StoreError, Tenant, ids};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -14,7 +14,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, Auth};
 use crate::wire::{self, Deleted, Pagination};
 
-const MAX_BUFFER: u32 = 24 * 60;
+const MAX_BUFFER: u32 = kairos_core::booking::MAX_BUFFER_MINUTES;
 const MAX_NOTICE: u32 = 365 * 24 * 60;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -135,6 +135,7 @@ pub async fn create(
     };
     business.name = name(Some(body.name))?;
     (business.price_amount, business.price_currency) = price(body.price_amount, body.price_currency)?;
+    wire::check_overrides(&business.schedule)?;
     business.hosts = hosts(&state, &t, body.hosts.unwrap_or_default()).await?;
     state.store.insert_business(&t, &business).await.map_err(host_error)?;
     Ok((StatusCode::CREATED, Json(business)))
@@ -167,44 +168,60 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateBusiness>,
 ) -> Result<Json<Business>, ApiError> {
-    let mut b = state.store.business(&t, &id).await?.ok_or_else(|| ApiError::not_found("business", &id))?;
-    if let Some(n) = body.name {
-        b.name = name(n)?;
-    }
-    if let Some(zone) = wire::required("timezone", body.timezone)? {
-        b.schedule.timezone = zone;
-    }
-    if let Some(hours) = wire::required("working_hours", body.working_hours)? {
-        b.schedule.working_hours = hours;
-    }
-    if let Some(overrides) = body.date_overrides {
-        b.schedule.date_overrides = overrides.unwrap_or_default();
-    }
-    if let Some(m) = body.buffer_before_minutes {
-        b.buffer_before_minutes = wire::minutes_in("buffer_before_minutes", m.unwrap_or(0), MAX_BUFFER)?;
-    }
-    if let Some(m) = body.buffer_after_minutes {
-        b.buffer_after_minutes = wire::minutes_in("buffer_after_minutes", m.unwrap_or(0), MAX_BUFFER)?;
-    }
-    if let Some(m) = body.minimum_notice_minutes {
-        b.minimum_notice_minutes = wire::minutes_in("minimum_notice_minutes", m.unwrap_or(0), MAX_NOTICE)?;
-    }
-    if let Some(m) = body.max_bookings_per_day {
-        b.max_bookings_per_day = daily_max(m)?;
-    }
-    if let Some(m) = body.slot_step_minutes {
-        b.slot_step_minutes = step(m)?;
-    }
-    if body.price_amount.is_some() || body.price_currency.is_some() {
-        let amount = body.price_amount.unwrap_or(b.price_amount);
-        let currency = body.price_currency.unwrap_or(b.price_currency.clone());
-        (b.price_amount, b.price_currency) = price(amount, currency)?;
-    }
-    if let Some(h) = body.hosts {
-        b.hosts = hosts(&state, &t, h.unwrap_or_default()).await?;
-    }
-    b.updated_at = state.clock.now();
-    state.store.update_business(&t, &b).await.map_err(host_error)?;
+    // Validate what can be validated alone, then apply it to the current business inside the
+    // write transaction (concurrent PATCHes do not undo each other).
+    let name = body.name.map(name).transpose()?;
+    let zone = wire::required("timezone", body.timezone)?;
+    let hours = wire::required("working_hours", body.working_hours)?;
+    let overrides = body.date_overrides;
+    let minutes = |param: &str, value: Option<Option<u32>>, max: u32| {
+        value.map(|m| wire::minutes_in(param, m.unwrap_or(0), max)).transpose()
+    };
+    let before = minutes("buffer_before_minutes", body.buffer_before_minutes, MAX_BUFFER)?;
+    let after = minutes("buffer_after_minutes", body.buffer_after_minutes, MAX_BUFFER)?;
+    let notice = minutes("minimum_notice_minutes", body.minimum_notice_minutes, MAX_NOTICE)?;
+    let cap = body.max_bookings_per_day.map(daily_max).transpose()?;
+    let grid = body.slot_step_minutes.map(step).transpose()?;
+    let (amount, currency) = (body.price_amount, body.price_currency);
+    let new_hosts = match body.hosts {
+        Some(h) => Some(hosts(&state, &t, h.unwrap_or_default()).await?),
+        None => None,
+    };
+    let now = state.clock.now();
+    let edit: Edit<Business> = Box::new(move |b| {
+        if let Some(name) = name {
+            b.name = name;
+        }
+        if let Some(zone) = zone {
+            b.schedule.timezone = zone;
+        }
+        if let Some(hours) = hours {
+            b.schedule.working_hours = hours;
+        }
+        if let Some(overrides) = overrides {
+            b.schedule.date_overrides = overrides.unwrap_or_default();
+        }
+        wire::check_overrides_in_edit(&b.schedule)?;
+        b.buffer_before_minutes = before.unwrap_or(b.buffer_before_minutes);
+        b.buffer_after_minutes = after.unwrap_or(b.buffer_after_minutes);
+        b.minimum_notice_minutes = notice.unwrap_or(b.minimum_notice_minutes);
+        b.max_bookings_per_day = cap.unwrap_or(b.max_bookings_per_day);
+        b.slot_step_minutes = grid.unwrap_or(b.slot_step_minutes);
+        if amount.is_some() || currency.is_some() {
+            let amount = amount.unwrap_or(b.price_amount);
+            let currency = currency.unwrap_or(b.price_currency.clone());
+            (b.price_amount, b.price_currency) = price(amount, currency).map_err(ApiError::into_edit_refusal)?;
+        }
+        if let Some(hosts) = new_hosts {
+            b.hosts = hosts;
+        }
+        b.updated_at = now;
+        Ok(())
+    });
+    let b = state.store.update_business(&t, &id, edit).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::not_found("business", &id),
+        other => other.into(),
+    })?;
     Ok(Json(b))
 }
 

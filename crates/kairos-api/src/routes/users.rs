@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use kairos_core::schedule::{DateOverrides, Schedule, WorkingHours};
 use kairos_core::{User, Zone};
-use kairos_store::ids;
+use kairos_store::{Edit, StoreError, ids};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -78,6 +78,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
+    wire::check_overrides(&user.schedule)?;
     state.store.insert_user(&t, &user).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
@@ -105,24 +106,38 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> Result<Json<User>, ApiError> {
-    let mut user = state.store.user(&t, &id).await?.ok_or_else(|| ApiError::not_found("user", &id))?;
-    if let Some(email) = wire::required("email", body.email)? {
-        user.email = wire::email("email", &email)?;
-    }
-    if let Some(name) = body.name {
-        user.name = wire::text("name", name, 200)?;
-    }
-    if let Some(zone) = wire::required("timezone", body.timezone)? {
-        user.schedule.timezone = zone;
-    }
-    if let Some(hours) = wire::required("working_hours", body.working_hours)? {
-        user.schedule.working_hours = hours;
-    }
-    if let Some(overrides) = body.date_overrides {
-        user.schedule.date_overrides = overrides.unwrap_or_default();
-    }
-    user.updated_at = state.clock.now();
-    state.store.update_user(&t, &user).await?;
+    // Validate what can be validated alone, then apply it to the current user inside the
+    // write transaction (concurrent PATCHes do not undo each other).
+    let email = wire::required("email", body.email)?.map(|e| wire::email("email", &e)).transpose()?;
+    let name = body.name.map(|n| wire::text("name", n, 200)).transpose()?;
+    let zone = wire::required("timezone", body.timezone)?;
+    let hours = wire::required("working_hours", body.working_hours)?;
+    let overrides = body.date_overrides;
+    let now = state.clock.now();
+    let edit: Edit<User> = Box::new(move |user| {
+        if let Some(email) = email {
+            user.email = email;
+        }
+        if let Some(name) = name {
+            user.name = name;
+        }
+        if let Some(zone) = zone {
+            user.schedule.timezone = zone;
+        }
+        if let Some(hours) = hours {
+            user.schedule.working_hours = hours;
+        }
+        if let Some(overrides) = overrides {
+            user.schedule.date_overrides = overrides.unwrap_or_default();
+        }
+        wire::check_overrides_in_edit(&user.schedule)?;
+        user.updated_at = now;
+        Ok(())
+    });
+    let user = state.store.update_user(&t, &id, edit).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::not_found("user", &id),
+        other => other.into(),
+    })?;
     Ok(Json(user))
 }
 

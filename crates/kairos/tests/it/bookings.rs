@@ -364,3 +364,43 @@ async fn slots_in_a_display_zone_carry_that_zones_offset_on_a_dst_day() {
     assert_eq!(slots[2]["start"], "2027-03-14T03:00:00-04:00");
     assert_eq!(slots[2]["description"], "Sunday, March 14 at 3:00 AM EDT");
 }
+
+#[tokio::test]
+async fn an_override_time_the_clocks_skip_is_refused_and_changes_nothing() {
+    let app = TestApp::start().await;
+    let gap = json!({"2027-03-14": [{"start": "09:00", "end": "12:00"}, {"start": "02:30", "end": "04:00"}]});
+    let r = app
+        .post("/v1/users", json!({"email": "a@example.com", "timezone": "America/New_York", "date_overrides": gap}))
+        .await;
+    assert_error(&r, 422, "parameter_invalid", Some("date_overrides.2027-03-14[1].start"));
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("does not exist"));
+    // The same hours are fine in a zone without that gap, until the zone changes under them.
+    let ok = app
+        .post("/v1/users", json!({"email": "a@example.com", "timezone": "Europe/Berlin", "date_overrides": gap}))
+        .await;
+    assert_eq!(ok.status, 201, "{}", ok.body);
+    let id = ok.body["id"].as_str().unwrap();
+    let moved = app.patch(&format!("/v1/users/{id}"), json!({"timezone": "America/New_York"})).await;
+    assert_error(&moved, 422, "parameter_invalid", Some("date_overrides.2027-03-14[1].start"));
+    assert_eq!(app.get(&format!("/v1/users/{id}")).await.body, ok.body, "the refused PATCH changed nothing");
+}
+
+#[tokio::test]
+async fn concurrent_patches_keep_each_others_changes() {
+    let app = TestApp::start().await;
+    app.user("a@example.com", "UTC").await;
+    app.user("b@example.com", "UTC").await;
+    for round in 0..10 {
+        let biz = app.business(json!({"name": "Old", "timezone": "UTC", "hosts": ["a@example.com"]})).await;
+        let path = format!("/v1/businesses/{biz}");
+        let name = format!("New {round}");
+        let (r1, r2) = tokio::join!(
+            app.patch(&path, json!({"name": name})),
+            app.patch(&path, json!({"hosts": ["b@example.com"]}))
+        );
+        assert_eq!((r1.status.as_u16(), r2.status.as_u16()), (200, 200));
+        let now = app.get(&path).await.body;
+        assert_eq!(now["name"], name.as_str());
+        assert_eq!(now["hosts"], r2.body["hosts"], "the hosts change survived the name change");
+    }
+}
