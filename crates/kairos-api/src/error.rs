@@ -168,6 +168,23 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Maps a store error about the object a request's path names: a missing object is a 404
+/// naming it (`what` with `id`), anything else maps as usual.
+pub fn on_object<'a>(what: &'a str, id: &'a str) -> impl FnOnce(StoreError) -> ApiError + 'a {
+    move |e| match e {
+        StoreError::NotFound => ApiError::not_found(what, id),
+        other => other.into(),
+    }
+}
+
+/// Maps a refused or failed write to the booking a request's path names.
+pub fn on_booking(id: &str) -> impl FnOnce(BookingError) -> ApiError + '_ {
+    move |e| match e {
+        BookingError::Store(e) => on_object("booking", id)(e),
+        other => booking_error(other, ("business_id", "participants")),
+    }
+}
+
 /// Maps a refused or failed booking write. `params` names the request's fields for the
 /// business and the participants list, which differ between endpoints.
 pub fn booking_error(e: BookingError, params: (&str, &str)) -> ApiError {

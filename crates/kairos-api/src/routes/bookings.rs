@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorBody, booking_error};
+use crate::error::{ApiError, ErrorBody, booking_error, on_booking};
 use crate::extract::{ApiJson, ApiQuery, Auth};
 use crate::wire::{self, Pagination, Time};
 
@@ -216,10 +216,7 @@ pub async fn reschedule(
         either(body.end_time, "end_time", body.end, "end")?,
     );
     let to = interval(start, end, now)?;
-    state.store.reschedule_booking(&t, &id, to, now).await.map(Json).map_err(|e| match e {
-        kairos_store::BookingError::Store(kairos_store::StoreError::NotFound) => ApiError::not_found("booking", &id),
-        other => booking_error(other, ("business_id", "participants")),
-    })
+    state.store.reschedule_booking(&t, &id, to, now).await.map(Json).map_err(on_booking(&id))
 }
 
 #[utoipa::path(post, path = "/v1/bookings/{id}/cancel", tag = super::BOOKINGS, params(("id" = String, Path)), request_body = CancelBooking,
@@ -231,10 +228,7 @@ pub async fn cancel(
     ApiJson(body): ApiJson<CancelBooking>,
 ) -> Result<Json<Booking>, ApiError> {
     let reason = wire::text("reason", body.reason, 1000)?;
-    state.store.cancel_booking(&t, &id, reason.as_deref(), state.clock.now()).await.map(Json).map_err(|e| match e {
-        kairos_store::BookingError::Store(kairos_store::StoreError::NotFound) => ApiError::not_found("booking", &id),
-        other => booking_error(other, ("business_id", "participants")),
-    })
+    state.store.cancel_booking(&t, &id, reason.as_deref(), state.clock.now()).await.map(Json).map_err(on_booking(&id))
 }
 
 /// One of a field and its alias, with the name the caller used.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, on_object};
 use crate::extract::{ApiJson, ApiQuery, Auth};
 use crate::wire::{self, Deleted, Pagination};
 
@@ -218,10 +218,7 @@ pub async fn update(
         b.updated_at = now;
         Ok(())
     });
-    let b = state.store.update_business(&t, &id, edit).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::not_found("business", &id),
-        other => other.into(),
-    })?;
+    let b = state.store.update_business(&t, &id, edit).await.map_err(on_object("business", &id))?;
     Ok(Json(b))
 }
 

@@ -5,12 +5,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use kairos_core::schedule::{DateOverrides, Schedule, WorkingHours};
 use kairos_core::{User, Zone};
-use kairos_store::{Edit, StoreError, ids};
+use kairos_store::{Edit, ids};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, on_object};
 use crate::extract::{ApiJson, ApiQuery, Auth};
 use crate::wire::{self, Deleted, Pagination};
 
@@ -134,10 +134,7 @@ pub async fn update(
         user.updated_at = now;
         Ok(())
     });
-    let user = state.store.update_user(&t, &id, edit).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::not_found("user", &id),
-        other => other.into(),
-    })?;
+    let user = state.store.update_user(&t, &id, edit).await.map_err(on_object("user", &id))?;
     Ok(Json(user))
 }
 
