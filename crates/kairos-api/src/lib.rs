@@ -6,7 +6,6 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
-pub mod clock;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
@@ -29,9 +28,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use clock::Clock;
 use error::ApiError;
-use routes::{availability, bookings, businesses, health, users};
+pub use kairos_store::Clock;
+use routes::{availability, bookings, businesses, health, users, webhooks};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -39,12 +38,26 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Clock,
     pub prometheus: PrometheusHandle,
+    /// `KAIROS_ALLOW_PRIVATE_URLS`: webhook URLs may use http and private addresses.
+    pub allow_private_urls: bool,
     openapi_json: Arc<String>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
-        Self { store, clock, prometheus: observability::prometheus(), openapi_json: Arc::new(openapi_json()) }
+        Self {
+            store,
+            clock,
+            prometheus: observability::prometheus(),
+            allow_private_urls: false,
+            openapi_json: Arc::new(openapi_json()),
+        }
+    }
+
+    /// Lets webhook URLs use http and reach private addresses (development and tests).
+    pub fn allowing_private_urls(mut self, allow: bool) -> Self {
+        self.allow_private_urls = allow;
+        self
     }
 }
 
@@ -64,6 +77,7 @@ impl AppState {
         (name = "businesses", description = "Bookable things: hours, rules, hosts"),
         (name = "availability", description = "Open slots and free/busy"),
         (name = "bookings", description = "Bookings in either request shape"),
+        (name = "webhooks", description = "Signed, retried event deliveries to your endpoints"),
         (name = "system", description = "Health, readiness and metrics"),
     )
 )]
@@ -96,6 +110,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(bookings::get))
         .routes(routes!(bookings::reschedule))
         .routes(routes!(bookings::cancel))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::redeliver))
+        .routes(routes!(webhooks::test))
 }
 
 /// The routes anyone may call.

@@ -1,5 +1,5 @@
 //! Kairos's pure domain: time intervals, time zones, working schedules, the availability
-//! engine, booking rules and how times are described to people.
+//! engine, booking rules, webhook signing and retries, and how times are described to people.
 //!
 //! Architecture invariant: nothing in this crate does IO, reads the clock or is async.
 //! "Now" is always an argument, so every rule is testable with fixed inputs.
@@ -12,6 +12,7 @@ pub mod directory;
 pub mod interval;
 pub mod plan;
 pub mod schedule;
+pub mod webhook;
 pub mod zone;
 
 pub use availability::{Member, Mode, Rules, Slot, SlotSearch, Unavailable};

@@ -16,7 +16,9 @@ mod cache;
 mod db;
 mod directory;
 mod idempotency;
+mod queue;
 mod rows;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use kairos_core::plan::Party;
+use kairos_core::webhook::{Delivery, Webhook};
 use kairos_core::{Booking, Business, Interval, User};
 use kairos_store::*;
 use rusqlite_migration::{M, Migrations};
@@ -52,7 +55,10 @@ impl SqliteOptions {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../migrations/0001_core.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("../migrations/0001_core.sql")),
+        M::up(include_str!("../migrations/0002_webhooks.sql")),
+    ])
 }
 
 /// The SQLite store. Cheap to clone.
@@ -61,6 +67,7 @@ pub struct SqliteStore {
     readers: Arc<Readers>,
     writer: Arc<Writer>,
     cache: Arc<Cache>,
+    events: Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -83,6 +90,7 @@ impl SqliteStore {
             readers: Arc::new(Readers::new(readers)),
             writer: Arc::new(Writer::start(writer, cache.clone())),
             cache,
+            events: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -95,6 +103,22 @@ impl SqliteStore {
         E: From<StoreError> + Send + 'static,
     {
         self.writer.run(f).await
+    }
+
+    /// A write that records events: the delivery worker hears of them once committed.
+    async fn write_events<T, E>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<(T, Vec<CacheKey>), E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let written = self.writer.run(f).await;
+        if written.is_ok() {
+            self.events.notify_one();
+        }
+        written
     }
 
     async fn read<T, E>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
@@ -360,7 +384,7 @@ impl Store for SqliteStore {
 
     async fn create_booking(&self, t: &Tenant, new: &NewBooking, now: Timestamp) -> Result<Booking, BookingError> {
         let (t, new) = (t.clone(), new.clone());
-        self.write(move |c| bookings::create(c, &t, &new, now)).await
+        self.write_events(move |c| bookings::create(c, &t, &new, now)).await
     }
 
     async fn booking(&self, t: &Tenant, id: &str) -> StoreResult<Option<Booking>> {
@@ -381,7 +405,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Booking, BookingError> {
         let (t, id) = (t.clone(), id.to_string());
-        self.write(move |c| bookings::reschedule(c, &t, &id, to, now)).await
+        self.write_events(move |c| bookings::reschedule(c, &t, &id, to, now)).await
     }
 
     async fn cancel_booking(
@@ -392,7 +416,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Booking, BookingError> {
         let (t, id, reason) = (t.clone(), id.to_string(), reason.map(str::to_string));
-        self.write(move |c| bookings::cancel(c, &t, &id, reason.as_deref(), now)).await
+        self.write_events(move |c| bookings::cancel(c, &t, &id, reason.as_deref(), now)).await
     }
 
     async fn claim_idempotency_key(
@@ -431,5 +455,100 @@ impl Store for SqliteStore {
     async fn outbox_events(&self, t: &Tenant, page: &PageRequest) -> StoreResult<Page<OutboxEvent>> {
         let (t, page) = (t.clone(), page.clone());
         self.read(move |c| bookings::outbox_events(c, &t, &page)).await
+    }
+
+    async fn insert_webhook(&self, t: &Tenant, webhook: &Webhook) -> StoreResult<()> {
+        let (t, w) = (t.clone(), webhook.clone());
+        self.write(move |c| webhooks::insert(c, &t, &w).map(|()| ((), Vec::new()))).await
+    }
+
+    async fn webhook(&self, t: &Tenant, id: &str) -> StoreResult<Option<Webhook>> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.read(move |c| webhooks::get(c, &t, &id)).await
+    }
+
+    async fn webhooks(&self, t: &Tenant, page: &PageRequest) -> StoreResult<Page<Webhook>> {
+        let (t, page) = (t.clone(), page.clone());
+        self.read(move |c| webhooks::list(c, &t, &page)).await
+    }
+
+    async fn update_webhook(&self, t: &Tenant, id: &str, edit: Edit<Webhook>) -> StoreResult<Webhook> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.write(move |c| {
+            let mut hook = webhooks::get(c, &t, &id)?.ok_or(StoreError::NotFound)?;
+            let was_enabled = hook.enabled;
+            edit(&mut hook)?;
+            hook.id = id;
+            webhooks::update(c, &t, &hook, was_enabled)?;
+            Ok((hook, Vec::new()))
+        })
+        .await
+    }
+
+    async fn delete_webhook(&self, t: &Tenant, id: &str) -> StoreResult<bool> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.write(move |c| webhooks::delete(c, &t, &id).map(|d| (d, Vec::new()))).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        t: &Tenant,
+        webhook_id: &str,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        let (t, id, filter, page) = (t.clone(), webhook_id.to_string(), filter.clone(), page.clone());
+        self.read(move |c| webhooks::deliveries(c, &t, &id, &filter, &page)).await
+    }
+
+    async fn redeliver(
+        &self,
+        t: &Tenant,
+        webhook_id: &str,
+        delivery_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Delivery> {
+        let (t, hook, delivery) = (t.clone(), webhook_id.to_string(), delivery_id.to_string());
+        self.write_events(move |c| webhooks::redeliver(c, &t, &hook, &delivery, now).map(|d| (d, Vec::new()))).await
+    }
+
+    async fn ping_webhook(&self, t: &Tenant, webhook_id: &str, now: Timestamp) -> StoreResult<Delivery> {
+        let (t, hook) = (t.clone(), webhook_id.to_string());
+        self.write_events(move |c| webhooks::ping(c, &t, &hook, now).map(|d| (d, Vec::new()))).await
+    }
+
+    async fn dispatch_events(&self, now: Timestamp, limit: usize) -> StoreResult<usize> {
+        self.write(move |c| queue::dispatch(c, now, limit).map(|n| (n, Vec::new()))).await
+    }
+
+    async fn claim_deliveries(&self, now: Timestamp, limits: &ClaimLimits) -> StoreResult<Vec<ClaimedDelivery>> {
+        let limits = *limits;
+        self.write(move |c| queue::claim(c, now, &limits).map(|d| (d, Vec::new()))).await
+    }
+
+    async fn record_attempt(&self, record: &AttemptRecord, now: Timestamp) -> StoreResult<bool> {
+        let record = record.clone();
+        self.write(move |c| queue::record(c, &record, now).map(|d| (d, Vec::new()))).await
+    }
+
+    async fn delivery_queue(&self, _now: Timestamp) -> StoreResult<QueueStats> {
+        self.read(queue::stats).await
+    }
+
+    async fn sweep(&self, now: Timestamp, retention: jiff::SignedDuration) -> StoreResult<SweepReport> {
+        let mut total = SweepReport::default();
+        loop {
+            let step = self.write(move |c| queue::sweep_step(c, now, retention).map(|r| (r, Vec::new()))).await?;
+            total.deliveries += step.deliveries;
+            total.events += step.events;
+            total.idempotency_keys += step.idempotency_keys;
+            if step.deliveries.max(step.events).max(step.idempotency_keys) < queue::SWEEP_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn events_recorded(&self) -> Arc<tokio::sync::Notify> {
+        self.events.clone()
     }
 }

@@ -7,17 +7,20 @@
 //! implementations. Every query is scoped by a [`Tenant`] (account and mode).
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod contract;
 pub mod ids;
 pub mod keys;
 pub mod party;
 mod records;
 
+pub use clock::Clock;
 pub use records::*;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
 use kairos_core::plan::Party;
+use kairos_core::webhook::{Delivery, Webhook};
 use kairos_core::{Booking, Business, Interval, User};
 
 /// A failure of the store itself, or a request it refused.
@@ -150,4 +153,44 @@ pub trait Store: Send + Sync + 'static {
 
     /// Webhook events recorded for the tenant, newest first.
     async fn outbox_events(&self, t: &Tenant, page: &PageRequest) -> StoreResult<Page<OutboxEvent>>;
+
+    // Webhook subscriptions. Reads return the secrets too (the API decides what to show).
+    async fn insert_webhook(&self, t: &Tenant, webhook: &Webhook) -> StoreResult<()>;
+    async fn webhook(&self, t: &Tenant, id: &str) -> StoreResult<Option<Webhook>>;
+    async fn webhooks(&self, t: &Tenant, page: &PageRequest) -> StoreResult<Page<Webhook>>;
+    /// Applies `edit` to the current subscription. Disabling it marks its pending deliveries
+    /// failed, in the same transaction.
+    async fn update_webhook(&self, t: &Tenant, id: &str, edit: Edit<Webhook>) -> StoreResult<Webhook>;
+    /// Deletes a subscription and its delivery history.
+    async fn delete_webhook(&self, t: &Tenant, id: &str) -> StoreResult<bool>;
+    /// A subscription's deliveries, newest first, with their attempts. `NotFound` when the
+    /// subscription is not the tenant's.
+    async fn webhook_deliveries(
+        &self,
+        t: &Tenant,
+        webhook_id: &str,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Delivery>>;
+    /// Queues the event of delivery `delivery_id` again, as a new delivery due now.
+    async fn redeliver(&self, t: &Tenant, webhook_id: &str, delivery_id: &str, now: Timestamp)
+    -> StoreResult<Delivery>;
+    /// Records a `ping` event for one subscription and queues its delivery.
+    async fn ping_webhook(&self, t: &Tenant, webhook_id: &str, now: Timestamp) -> StoreResult<Delivery>;
+
+    // The delivery worker's side: these span every tenant.
+    /// Fans up to `limit` undispatched events out to the subscriptions that want them (enabled,
+    /// created no later than the event), as deliveries due at `now`. Returns the events done.
+    async fn dispatch_events(&self, now: Timestamp, limit: usize) -> StoreResult<usize>;
+    /// Claims due deliveries for one attempt each, oldest due first, within `limits`.
+    async fn claim_deliveries(&self, now: Timestamp, limits: &ClaimLimits) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records an attempt and what follows it; false (and the delivery left alone) when the
+    /// claim had lapsed and been taken by another worker. The attempt is kept either way.
+    async fn record_attempt(&self, record: &AttemptRecord, now: Timestamp) -> StoreResult<bool>;
+    async fn delivery_queue(&self, now: Timestamp) -> StoreResult<QueueStats>;
+    /// Deletes finished deliveries, delivered events and expired idempotency keys older than
+    /// their retention.
+    async fn sweep(&self, now: Timestamp, retention: jiff::SignedDuration) -> StoreResult<SweepReport>;
+    /// Notified after a commit that recorded events, so the worker need not poll for them.
+    fn events_recorded(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }

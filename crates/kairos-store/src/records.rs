@@ -205,3 +205,71 @@ pub const IDEMPOTENCY_TTL: jiff::SignedDuration = jiff::SignedDuration::from_hou
 pub const IDEMPOTENCY_LEASE: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 /// How long a payment hold lasts.
 pub const PAYMENT_HOLD: jiff::SignedDuration = jiff::SignedDuration::from_mins(30);
+
+/// Filters for listing a subscription's deliveries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    pub status: Option<kairos_core::webhook::DeliveryStatus>,
+}
+
+/// How much delivery work one claim may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimLimits {
+    /// Deliveries in this claim at most.
+    pub max: usize,
+    /// Attempts in flight per subscription at most, counting every worker's unexpired
+    /// claims, so that one slow receiver cannot take every worker.
+    pub per_webhook: usize,
+    /// How long the claim is the claimant's: past it, the attempt is presumed lost (its
+    /// worker crashed) and another claim may take the delivery again.
+    pub lease: jiff::SignedDuration,
+}
+
+/// A delivery claimed for one attempt: everything needed to send it without another read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedDelivery {
+    pub id: String,
+    pub webhook_id: String,
+    pub url: String,
+    /// Newest first; two during a rotation's overlap.
+    pub secrets: Vec<kairos_core::webhook::WebhookSecret>,
+    pub event_id: String,
+    pub event_type: String,
+    /// The exact envelope bytes.
+    pub payload: String,
+    pub event_created_at: Timestamp,
+    /// Attempts finished before this one.
+    pub attempts_made: u32,
+    /// Proves the claim is still ours when the attempt is recorded.
+    pub lease: String,
+}
+
+/// The result of one attempt, to be recorded with what follows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub delivery_id: String,
+    pub lease: String,
+    pub attempt: kairos_core::webhook::Attempt,
+    pub next: kairos_core::webhook::Next,
+}
+
+/// The state of the delivery queue, for metrics and for the worker's sleep.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Events committed but not yet fanned out to subscriptions.
+    pub undispatched_events: u64,
+    /// Deliveries waiting for an attempt (first or retry) to enabled subscriptions.
+    pub pending_deliveries: u64,
+    /// When the oldest event still waiting (undispatched or pending) was committed.
+    pub oldest_waiting: Option<Timestamp>,
+    /// When the next pending delivery becomes due (or its claim lapses).
+    pub next_due: Option<Timestamp>,
+}
+
+/// What a retention sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub deliveries: u64,
+    pub events: u64,
+    pub idempotency_keys: u64,
+}

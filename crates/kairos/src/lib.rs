@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use kairos_api::{AppState, Clock};
+use kairos_jobs::DeliveryWorker;
 use kairos_store::Store;
 use kairos_store_sqlite::{SqliteOptions, SqliteStore};
 use tokio::net::TcpListener;
@@ -33,14 +34,31 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     anyhow::bail!("KAIROS_DATABASE_URL must start with sqlite:// (or postgres:// once supported), not `{url}`")
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.
+/// Serves the API on `listener`, and delivers webhooks and sweeps in the background, until
+/// `shutdown` resolves; then finishes in-flight requests and delivery attempts.
+///
+/// `clock` is the API's "now" (tests fix it). Background work always runs on the system
+/// clock: retries are due after real delays.
 pub async fn serve(
     store: Arc<dyn Store>,
     clock: Clock,
     listener: TcpListener,
+    config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = AppState::new(store, clock);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop_signal = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let worker = DeliveryWorker::new(store.clone(), Clock::system(), config.webhooks.clone())
+        .context("could not build the webhook HTTP client")?;
+    let worker = tokio::spawn(worker.run(stop_signal()));
+    let sweeper =
+        tokio::spawn(kairos_jobs::sweep::run(store.clone(), Clock::system(), config.webhook_retention, stop_signal()));
+    let state = AppState::new(store, clock).allowing_private_urls(config.webhooks.allow_private);
     let prometheus = state.prometheus.clone();
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
@@ -52,6 +70,8 @@ pub async fn serve(
     let app = kairos_api::router(state);
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     upkeep.abort();
+    let _ = stop.send(true);
+    let _ = tokio::join!(worker, sweeper);
     served.context("the HTTP server failed")
 }
 

@@ -88,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(
                 "Then try:           curl -H \"Authorization: Bearer $KEY\" http://{addr}/v1/users   (the API is described at http://{addr}/v1/openapi.json)"
             );
-            let served = serve(store.clone(), Clock::system(), listener, shutdown_signal()).await;
+            let served = serve(store.clone(), Clock::system(), listener, &config, shutdown_signal()).await;
             store.close().await;
             served
         }

@@ -7,10 +7,12 @@ pub mod bookings;
 pub mod businesses;
 pub mod health;
 pub mod users;
+pub mod webhooks;
 
 /// OpenAPI tags.
 pub const USERS: &str = "users";
 pub const BUSINESSES: &str = "businesses";
 pub const AVAILABILITY: &str = "availability";
 pub const BOOKINGS: &str = "bookings";
+pub const WEBHOOKS: &str = "webhooks";
 pub const SYSTEM: &str = "system";

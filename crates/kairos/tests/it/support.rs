@@ -39,20 +39,25 @@ impl TestApp {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("kairos.db");
-        let config = Config {
-            database_url: format!("sqlite://{}", db_path.display()),
-            bind: "127.0.0.1:0".into(),
-            public_url: "http://127.0.0.1".into(),
-            sqlite_synchronous_full: false,
-        };
+        let mut config = Config::new(format!("sqlite://{}", db_path.display()), "127.0.0.1:0");
+        config.webhooks.allow_private = true;
+        config.webhooks.retry =
+            kairos_core::webhook::RetrySchedule::new(vec![jiff::SignedDuration::from_millis(200); 3]).unwrap();
+        config.webhooks.timeout = std::time::Duration::from_secs(1);
         let store = kairos::open_store(&config).await.unwrap();
         let clock = Clock::fixed(NOW.parse().unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(kairos::serve(store.clone(), clock.clone(), listener, async move {
-            let _ = rx.await;
-        }));
+        let server = tokio::spawn({
+            let (store, clock) = (store.clone(), clock.clone());
+            async move {
+                kairos::serve(store, clock, listener, &config, async move {
+                    let _ = rx.await;
+                })
+                .await
+            }
+        });
         let mut app = TestApp {
             base,
             client: reqwest::Client::new(),

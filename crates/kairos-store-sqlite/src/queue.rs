@@ -1,0 +1,241 @@
+//! The delivery worker's side of the webhook queue, across tenants: fanning committed events
+//! out to subscriptions, claiming due deliveries under a lease, recording attempts, queue
+//! statistics and the retention sweep.
+//!
+//! Every function here runs inside the writer's transaction (`BEGIN IMMEDIATE`), so a claim
+//! and the reads it rests on are one atomic step: two workers never hold one delivery.
+
+use std::collections::HashMap;
+
+use jiff::{SignedDuration, Timestamp};
+use kairos_core::webhook::{DeliveryStatus, Next, WebhookSecret, subscribes};
+use kairos_store::{
+    AttemptRecord, ClaimLimits, ClaimedDelivery, IDEMPOTENCY_TTL, QueueStats, StoreError, StoreResult, SweepReport, ids,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::db::error;
+use crate::rows::{corrupt, ms, ts};
+use crate::webhooks::queue_delivery;
+
+/// A subscription as fan-out needs it.
+struct Subscriber {
+    id: String,
+    events: Vec<String>,
+    created_at: i64,
+}
+
+pub(crate) fn dispatch(c: &Connection, now: Timestamp, limit: usize) -> StoreResult<usize> {
+    let events: Vec<(String, String, String, String, i64)> = c
+        .prepare_cached(
+            "SELECT id, account_id, mode, event_type, created_at FROM outbox_events
+              WHERE dispatched = 0 ORDER BY id LIMIT ?1",
+        )
+        .and_then(|mut s| {
+            s.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?.collect()
+        })
+        .map_err(error)?;
+    let mut tenants: HashMap<(String, String), Vec<Subscriber>> = HashMap::new();
+    let mut subscribers_of = c
+        .prepare_cached(
+            "SELECT id, events, created_at FROM webhooks WHERE account_id = ?1 AND mode = ?2 AND enabled = 1",
+        )
+        .map_err(error)?;
+    let mut mark = c.prepare_cached("UPDATE outbox_events SET dispatched = 1 WHERE id = ?1").map_err(error)?;
+    for (id, account_id, mode, event_type, created_at) in &events {
+        let key = (account_id.clone(), mode.clone());
+        if !tenants.contains_key(&key) {
+            let rows: Vec<(String, String, i64)> = subscribers_of
+                .query_map(params![account_id, mode], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(error)?;
+            let subs = rows
+                .into_iter()
+                .map(|(id, events, created_at)| {
+                    let events = serde_json::from_str(&events).map_err(|e| corrupt("webhook events", e))?;
+                    Ok(Subscriber { id, events, created_at })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            tenants.insert(key.clone(), subs);
+        }
+        for sub in tenants.get(&key).into_iter().flatten() {
+            // A subscription hears of events from its creation on, however late the fan-out.
+            if sub.created_at <= *created_at && subscribes(&sub.events, event_type) {
+                queue_delivery(c, &sub.id, id, event_type, *created_at, now)?;
+            }
+        }
+        mark.execute([id]).map_err(error)?;
+    }
+    Ok(events.len())
+}
+
+pub(crate) fn claim(c: &Connection, now: Timestamp, limits: &ClaimLimits) -> StoreResult<Vec<ClaimedDelivery>> {
+    let lease = ids::new_id("lease");
+    let until = now.saturating_add(limits.lease).unwrap_or(now);
+    // Due deliveries of enabled subscriptions, numbered per subscription, and the attempts
+    // each subscription has in flight (unexpired claims, any worker's): a subscription gets
+    // at most `per_webhook` in flight, and the oldest due go first.
+    let claimed: Vec<(String, String, String, String, i64, u32)> = c
+        .prepare_cached(
+            "WITH busy AS (
+                  SELECT webhook_id, count(*) AS n FROM webhook_deliveries
+                   WHERE status = 'pending' AND locked_until > ?1 GROUP BY webhook_id),
+             due AS (
+                  SELECT d.id, d.webhook_id, d.next_attempt_at,
+                         row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.id) AS rn
+                    FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id AND w.enabled = 1
+                   WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
+                     AND (d.locked_until IS NULL OR d.locked_until <= ?1))
+             UPDATE webhook_deliveries SET lease = ?4, locked_until = ?5
+              WHERE id IN (SELECT due.id FROM due LEFT JOIN busy USING (webhook_id)
+                            WHERE due.rn + coalesce(busy.n, 0) <= ?2
+                            ORDER BY due.next_attempt_at, due.id LIMIT ?3)
+             RETURNING id, webhook_id, event_id, event_type, event_created_at, attempts",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![ms(now), limits.per_webhook as i64, limits.max as i64, lease, ms(until)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })?
+            .collect()
+        })
+        .map_err(error)?;
+    let mut hooks: HashMap<String, (String, Vec<WebhookSecret>)> = HashMap::new();
+    let mut hook_of = c
+        .prepare_cached("SELECT url, secret, previous_secret, previous_secret_expires_at FROM webhooks WHERE id = ?1")
+        .map_err(error)?;
+    let mut payload_of = c.prepare_cached("SELECT payload FROM outbox_events WHERE id = ?1").map_err(error)?;
+    let mut out = Vec::with_capacity(claimed.len());
+    for (id, webhook_id, event_id, event_type, event_created_at, attempts_made) in claimed {
+        if !hooks.contains_key(&webhook_id) {
+            let (url, secret, previous, until): (String, String, Option<String>, Option<i64>) = hook_of
+                .query_row([&webhook_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(error)?;
+            let mut secrets = vec![WebhookSecret::new(secret)];
+            if let (Some(previous), Some(until)) = (previous, until)
+                && until > ms(now)
+            {
+                secrets.push(WebhookSecret::new(previous));
+            }
+            hooks.insert(webhook_id.clone(), (url, secrets));
+        }
+        let (url, secrets) = hooks.get(&webhook_id).cloned().unwrap_or_default();
+        let payload: String = payload_of.query_row([&event_id], |r| r.get(0)).map_err(error)?;
+        out.push(ClaimedDelivery {
+            id,
+            webhook_id,
+            url,
+            secrets,
+            event_id,
+            event_type,
+            payload,
+            event_created_at: ts(event_created_at)?,
+            attempts_made,
+            lease: lease.clone(),
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn record(c: &Connection, r: &AttemptRecord, now: Timestamp) -> StoreResult<bool> {
+    let found: Option<(Option<String>, bool)> = c
+        .prepare_cached(
+            "SELECT d.lease, w.enabled FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = ?1",
+        )
+        .and_then(|mut s| s.query_row([&r.delivery_id], |row| Ok((row.get(0)?, row.get(1)?))).optional())
+        .map_err(error)?;
+    // The subscription was deleted meanwhile, and its history with it.
+    let Some((lease, enabled)) = found else { return Ok(false) };
+    let a = &r.attempt;
+    c.prepare_cached(
+        "INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, duration_ms, error, response_body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            r.delivery_id,
+            ms(a.attempted_at),
+            a.status_code,
+            i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
+            a.error,
+            a.response_body
+        ])
+    })
+    .map_err(error)?;
+    if lease.as_deref() != Some(r.lease.as_str()) {
+        return Ok(false);
+    }
+    let (status, next_at) = match r.next {
+        Next::RetryAt(at) if enabled => (DeliveryStatus::Pending, Some(ms(at))),
+        Next::RetryAt(_) => (DeliveryStatus::Failed, None),
+        Next::Done(status) => (status, None),
+    };
+    c.prepare_cached(
+        "UPDATE webhook_deliveries SET status = ?1, next_attempt_at = ?2, attempts = attempts + 1, lease = NULL,
+                locked_until = NULL, updated_at = ?3
+          WHERE id = ?4",
+    )
+    .and_then(|mut s| s.execute(params![status.as_str(), next_at, ms(now), r.delivery_id]))
+    .map_err(error)?;
+    Ok(true)
+}
+
+pub(crate) fn stats(c: &Connection) -> StoreResult<QueueStats> {
+    let (undispatched, oldest_event): (i64, Option<i64>) = c
+        .prepare_cached("SELECT count(*), min(created_at) FROM outbox_events WHERE dispatched = 0")
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(error)?;
+    let (pending, oldest_delivery, next_due): (i64, Option<i64>, Option<i64>) = c
+        .prepare_cached(
+            "SELECT count(*), min(created_at),
+                    min(CASE WHEN locked_until > next_attempt_at THEN locked_until ELSE next_attempt_at END)
+               FROM webhook_deliveries WHERE status = 'pending'",
+        )
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+        .map_err(error)?;
+    let oldest = [oldest_event, oldest_delivery].into_iter().flatten().min();
+    Ok(QueueStats {
+        undispatched_events: u64::try_from(undispatched).unwrap_or(0),
+        pending_deliveries: u64::try_from(pending).unwrap_or(0),
+        oldest_waiting: oldest.map(ts).transpose()?,
+        next_due: next_due.map(ts).transpose()?,
+    })
+}
+
+/// Rows one sweep step deletes at most, so that a large backlog never holds the writer long.
+pub(crate) const SWEEP_BATCH: i64 = 2_000;
+
+/// One step of the retention sweep; the caller repeats it until it removes nothing.
+pub(crate) fn sweep_step(c: &Connection, now: Timestamp, retention: SignedDuration) -> StoreResult<SweepReport> {
+    let cutoff = ms(now.saturating_sub(retention).unwrap_or(now));
+    let deliveries = c
+        .prepare_cached(
+            "DELETE FROM webhook_deliveries WHERE id IN (
+                 SELECT id FROM webhook_deliveries WHERE status != 'pending' AND updated_at < ?1 LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(params![cutoff, SWEEP_BATCH]))
+        .map_err(error)?;
+    let events = c
+        .prepare_cached(
+            "DELETE FROM outbox_events WHERE id IN (
+                 SELECT e.id FROM outbox_events e
+                  WHERE e.dispatched = 1 AND e.created_at < ?1
+                    AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)
+                  LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(params![cutoff, SWEEP_BATCH]))
+        .map_err(error)?;
+    let expired = ms(now.saturating_sub(IDEMPOTENCY_TTL).unwrap_or(now));
+    let idempotency_keys = c
+        .prepare_cached(
+            "DELETE FROM idempotency_keys WHERE rowid IN (
+                 SELECT rowid FROM idempotency_keys WHERE created_at < ?1 AND locked_until < ?2 LIMIT ?3)",
+        )
+        .and_then(|mut s| s.execute(params![expired, ms(now), SWEEP_BATCH]))
+        .map_err(error)?;
+    let count = |n: usize| u64::try_from(n).map_err(|e| StoreError::Backend(e.to_string()));
+    Ok(SweepReport {
+        deliveries: count(deliveries)?,
+        events: count(events)?,
+        idempotency_keys: count(idempotency_keys)?,
+    })
+}
