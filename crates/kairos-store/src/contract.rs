@@ -15,6 +15,9 @@ use kairos_core::{Booking, BookingStatus, Business, Interval, Unavailable, User,
 
 use crate::*;
 
+mod webhooks;
+pub use webhooks::*;
+
 /// Expands to the whole contract suite for a backend. `$make` is an async expression that
 /// yields a fresh `Arc<dyn Store>` (plus anything that must live as long as the test, such
 /// as a temporary directory), e.g. `store_contract_tests!(async { fresh_store().await })`.
@@ -43,6 +46,17 @@ macro_rules! store_contract_tests {
             buffers_keep_time_around_bookings,
             a_business_without_hosts_keeps_its_bookings_time,
             any_mode_books_named_people_and_one_free_host,
+            events_fan_out_once_to_the_subscriptions_that_want_them,
+            a_subscription_hears_only_events_from_its_creation_on,
+            claims_are_exclusive_until_their_lease_lapses,
+            claims_keep_each_subscription_within_its_limit,
+            failed_attempts_retry_when_due_then_fail,
+            disabling_a_subscription_fails_what_waits_for_it,
+            redelivery_and_pings_queue_new_deliveries_of_one_tenant,
+            a_rotated_secret_signs_beside_the_new_one_for_a_day,
+            deleting_a_subscription_deletes_its_history,
+            the_sweep_removes_only_old_finished_history,
+            expired_idempotency_keys_are_swept,
         );
     };
     (@cases $make:expr; $($name:ident),* $(,)?) => {
