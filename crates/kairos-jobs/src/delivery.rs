@@ -82,11 +82,18 @@ impl DeliveryWorker {
         let this = Arc::new(self);
         let recorded = this.store.events_recorded();
         let mut in_flight: JoinSet<()> = JoinSet::new();
-        let mut last_gauges = Instant::now() - Duration::from_secs(60);
+        let mut last_gauges: Option<Instant> = None;
+        // New events are looked for when the store says some were committed, and on every
+        // poll (another node may have committed them).
+        let mut look_for_events = true;
         tokio::pin!(shutdown);
         loop {
+            while in_flight.try_join_next().is_some() {}
             let now = this.clock.now();
-            this.dispatch(now).await;
+            if look_for_events {
+                this.dispatch(now).await;
+                look_for_events = false;
+            }
             let free = this.config.max_in_flight.saturating_sub(in_flight.len());
             let mut claimed = 0;
             if free > 0 {
@@ -103,14 +110,16 @@ impl DeliveryWorker {
                     Err(e) => tracing::error!(error = %e, "claiming webhook deliveries failed"),
                 }
             }
-            // Full capacity: wait for an attempt to finish. Otherwise sleep until the next
-            // retry is due, a new event is committed, or the poll interval passes.
+            // Sleep until an attempt finishes, an event is committed, the next retry is due,
+            // or the poll interval passes. Work left waiting (claimed all we could) means:
+            // look again as soon as anything finishes.
             let mut sleep_for = this.config.poll;
-            if claimed < free || last_gauges.elapsed() >= Duration::from_secs(1) {
+            let gauges_due = last_gauges.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+            if claimed < free || gauges_due {
                 match this.store.delivery_queue(now).await {
                     Ok(stats) => {
-                        if last_gauges.elapsed() >= Duration::from_secs(1) {
-                            last_gauges = Instant::now();
+                        if gauges_due {
+                            last_gauges = Some(Instant::now());
                             let depth = stats.pending_deliveries + stats.undispatched_events;
                             metrics::gauge!("kairos_webhook_queue_depth").set(depth as f64);
                             let age =
@@ -120,23 +129,19 @@ impl DeliveryWorker {
                         // A due time in the past belongs to deliveries held back by their
                         // subscription's limit: a finished attempt (or the poll) frees them.
                         if let Some(due) = stats.next_due.filter(|due| *due > now) {
-                            let until = Duration::try_from(due.duration_since(now)).unwrap_or(Duration::ZERO);
-                            sleep_for = sleep_for.min(until);
+                            sleep_for =
+                                sleep_for.min(Duration::try_from(due.duration_since(now)).unwrap_or(Duration::ZERO));
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "reading the webhook queue failed"),
                 }
             }
-            if claimed == free && free > 0 {
-                // More may be waiting right now: look again at once.
-                sleep_for = Duration::ZERO;
-            }
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-                () = recorded.notified() => {}
-                () = tokio::time::sleep(sleep_for) => {}
+                () = recorded.notified() => look_for_events = true,
+                () = tokio::time::sleep(sleep_for) => look_for_events = true,
             }
         }
         tracing::info!(in_flight = in_flight.len(), "webhook worker stopping; finishing attempts in flight");
@@ -164,7 +169,7 @@ impl DeliveryWorker {
             metrics::histogram!("kairos_webhook_delivery_lag_seconds").record(lag);
         }
         let started = Instant::now();
-        let (status_code, error, response_body) = self.send(&d, attempted_at).await;
+        let (status_code, error, response_body) = self.send(&d).await;
         let elapsed = started.elapsed();
         let succeeded = status_code.is_some_and(|s| (200..300).contains(&s));
         metrics::histogram!("kairos_webhook_attempt_duration_seconds").record(elapsed.as_secs_f64());
@@ -203,7 +208,7 @@ impl DeliveryWorker {
     }
 
     /// POSTs the envelope; returns the status code, the error, and the response excerpt.
-    async fn send(&self, d: &ClaimedDelivery, at: Timestamp) -> (Option<u16>, Option<String>, Option<String>) {
+    async fn send(&self, d: &ClaimedDelivery) -> (Option<u16>, Option<String>, Option<String>) {
         let url = match url::Url::parse(&d.url) {
             Ok(url) => url,
             Err(e) => return (None, Some(UrlRefusal::Malformed(e.to_string()).to_string()), None),
@@ -212,7 +217,9 @@ impl DeliveryWorker {
             return (None, Some(refusal.to_string()), None);
         }
         let secrets: Vec<&WebhookSecret> = d.secrets.iter().collect();
-        let signed = sign(&secrets, &d.event_id, at, d.payload.as_bytes());
+        // `webhook-timestamp` is for receivers to reject replays against their own clock: it
+        // is always the system's time, whatever clock schedules the work.
+        let signed = sign(&secrets, &d.event_id, Clock::system().now(), d.payload.as_bytes());
         let sent = self
             .client
             .post(url)

@@ -39,8 +39,10 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id);
 CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries (event_id);
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
-CREATE INDEX webhook_deliveries_claimed ON webhook_deliveries (webhook_id, locked_until) WHERE status = 'pending';
+-- A subscription's waiting work, oldest due first: claims read a few rows per subscription.
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (webhook_id, next_attempt_at) WHERE status = 'pending';
+-- Attempts in flight (unexpired claims), per subscription.
+CREATE INDEX webhook_deliveries_claimed ON webhook_deliveries (locked_until, webhook_id) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (updated_at) WHERE status != 'pending';
 
 CREATE TABLE webhook_attempts (

@@ -72,66 +72,88 @@ pub(crate) fn dispatch(c: &Connection, now: Timestamp, limit: usize) -> StoreRes
 pub(crate) fn claim(c: &Connection, now: Timestamp, limits: &ClaimLimits) -> StoreResult<Vec<ClaimedDelivery>> {
     let lease = ids::new_id("lease");
     let until = now.saturating_add(limits.lease).unwrap_or(now);
-    // Due deliveries of enabled subscriptions, numbered per subscription, and the attempts
-    // each subscription has in flight (unexpired claims, any worker's): a subscription gets
-    // at most `per_webhook` in flight, and the oldest due go first.
-    let claimed: Vec<(String, String, String, String, i64, u32)> = c
+    // Attempts each subscription has in flight: unexpired claims, any worker's.
+    let busy: HashMap<String, usize> = c
         .prepare_cached(
-            "WITH busy AS (
-                  SELECT webhook_id, count(*) AS n FROM webhook_deliveries
-                   WHERE status = 'pending' AND locked_until > ?1 GROUP BY webhook_id),
-             due AS (
-                  SELECT d.id, d.webhook_id, d.next_attempt_at,
-                         row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.id) AS rn
-                    FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id AND w.enabled = 1
-                   WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
-                     AND (d.locked_until IS NULL OR d.locked_until <= ?1))
-             UPDATE webhook_deliveries SET lease = ?4, locked_until = ?5
-              WHERE id IN (SELECT due.id FROM due LEFT JOIN busy USING (webhook_id)
-                            WHERE due.rn + coalesce(busy.n, 0) <= ?2
-                            ORDER BY due.next_attempt_at, due.id LIMIT ?3)
-             RETURNING id, webhook_id, event_id, event_type, event_created_at, attempts",
+            "SELECT webhook_id, count(*) FROM webhook_deliveries
+              WHERE status = 'pending' AND locked_until > ?1 GROUP BY webhook_id",
         )
         .and_then(|mut s| {
-            s.query_map(params![ms(now), limits.per_webhook as i64, limits.max as i64, lease, ms(until)], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-            })?
-            .collect()
+            s.query_map([ms(now)], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?)))?.collect::<Result<Vec<_>, _>>()
         })
+        .map_err(error)?
+        .into_iter()
+        .map(|(id, n)| (id, usize::try_from(n).unwrap_or(usize::MAX)))
+        .collect();
+    // Enabled subscriptions with work due, the longest waiting first. One index probe per
+    // subscription, rather than a pass over every due delivery: a claim stays cheap however
+    // large a backlog grows.
+    let due: Vec<String> = c
+        .prepare_cached(
+            "SELECT id FROM (
+                 SELECT w.id, (SELECT min(d.next_attempt_at) FROM webhook_deliveries d
+                                WHERE d.webhook_id = w.id AND d.status = 'pending') AS due
+                   FROM webhooks w WHERE w.enabled = 1)
+              WHERE due <= ?1 ORDER BY due",
+        )
+        .and_then(|mut s| s.query_map([ms(now)], |r| r.get(0))?.collect::<Result<Vec<_>, _>>())
         .map_err(error)?;
-    let mut hooks: HashMap<String, (String, Vec<WebhookSecret>)> = HashMap::new();
+    let mut take = c
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET lease = ?4, locked_until = ?5
+              WHERE id IN (SELECT id FROM webhook_deliveries
+                            WHERE webhook_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
+                              AND (locked_until IS NULL OR locked_until <= ?2)
+                            ORDER BY next_attempt_at LIMIT ?3)
+             RETURNING id, event_id, event_type, event_created_at, attempts",
+        )
+        .map_err(error)?;
     let mut hook_of = c
         .prepare_cached("SELECT url, secret, previous_secret, previous_secret_expires_at FROM webhooks WHERE id = ?1")
         .map_err(error)?;
     let mut payload_of = c.prepare_cached("SELECT payload FROM outbox_events WHERE id = ?1").map_err(error)?;
-    let mut out = Vec::with_capacity(claimed.len());
-    for (id, webhook_id, event_id, event_type, event_created_at, attempts_made) in claimed {
-        if !hooks.contains_key(&webhook_id) {
-            let (url, secret, previous, until): (String, String, Option<String>, Option<i64>) = hook_of
-                .query_row([&webhook_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .map_err(error)?;
-            let mut secrets = vec![WebhookSecret::new(secret)];
-            if let (Some(previous), Some(until)) = (previous, until)
-                && until > ms(now)
-            {
-                secrets.push(WebhookSecret::new(previous));
-            }
-            hooks.insert(webhook_id.clone(), (url, secrets));
+    let mut out = Vec::new();
+    for webhook_id in due {
+        let room = limits.per_webhook.saturating_sub(busy.get(&webhook_id).copied().unwrap_or(0));
+        let n = room.min(limits.max.saturating_sub(out.len()));
+        if n == 0 {
+            continue;
         }
-        let (url, secrets) = hooks.get(&webhook_id).cloned().unwrap_or_default();
-        let payload: String = payload_of.query_row([&event_id], |r| r.get(0)).map_err(error)?;
-        out.push(ClaimedDelivery {
-            id,
-            webhook_id,
-            url,
-            secrets,
-            event_id,
-            event_type,
-            payload,
-            event_created_at: ts(event_created_at)?,
-            attempts_made,
-            lease: lease.clone(),
-        });
+        let claimed: Vec<(String, String, String, i64, u32)> = take
+            .query_map(params![webhook_id, ms(now), n as i64, lease, ms(until)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(error)?;
+        if claimed.is_empty() {
+            continue;
+        }
+        let (url, secret, previous, previous_until): (String, String, Option<String>, Option<i64>) =
+            hook_of.query_row([&webhook_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).map_err(error)?;
+        let mut secrets = vec![WebhookSecret::new(secret)];
+        if let (Some(previous), Some(previous_until)) = (previous, previous_until)
+            && previous_until > ms(now)
+        {
+            secrets.push(WebhookSecret::new(previous));
+        }
+        for (id, event_id, event_type, event_created_at, attempts_made) in claimed {
+            let payload: String = payload_of.query_row([&event_id], |r| r.get(0)).map_err(error)?;
+            out.push(ClaimedDelivery {
+                id,
+                webhook_id: webhook_id.clone(),
+                url: url.clone(),
+                secrets: secrets.clone(),
+                event_id,
+                event_type,
+                payload,
+                event_created_at: ts(event_created_at)?,
+                attempts_made,
+                lease: lease.clone(),
+            });
+        }
+        if out.len() >= limits.max {
+            break;
+        }
     }
     Ok(out)
 }

@@ -10,6 +10,8 @@ use jiff::{SignedDuration, Timestamp};
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
     fixed_ms: Option<Arc<AtomicI64>>,
+    /// Added to the system clock: a clock that runs, from another starting point.
+    offset_ms: i64,
 }
 
 impl Clock {
@@ -17,9 +19,15 @@ impl Clock {
         Self::default()
     }
 
+    /// A clock that runs at the system clock's pace but reads `at` now (tests: background
+    /// work whose delays really pass, in the same era as a fixed API clock).
+    pub fn running_from(at: Timestamp) -> Self {
+        Self { fixed_ms: None, offset_ms: at.as_millisecond() - Timestamp::now().as_millisecond() }
+    }
+
     /// A clock stopped at `at` until moved with [`Clock::set`] or [`Clock::advance`].
     pub fn fixed(at: Timestamp) -> Self {
-        Self { fixed_ms: Some(Arc::new(AtomicI64::new(at.as_millisecond()))) }
+        Self { fixed_ms: Some(Arc::new(AtomicI64::new(at.as_millisecond()))), offset_ms: 0 }
     }
 
     pub fn now(&self) -> Timestamp {
@@ -27,7 +35,7 @@ impl Clock {
             Some(ms) => Timestamp::from_millisecond(ms.load(Ordering::SeqCst)).unwrap_or(Timestamp::UNIX_EPOCH),
             None => {
                 let now = Timestamp::now();
-                Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now)
+                Timestamp::from_millisecond(now.as_millisecond() + self.offset_ms).unwrap_or(now)
             }
         }
     }

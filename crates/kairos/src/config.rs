@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use kairos_core::webhook::RetrySchedule;
 use kairos_jobs::DeliveryConfig;
+use kairos_store::Clock;
 
 /// Everything `kairos serve` needs to know.
 #[derive(Debug, Clone)]
@@ -23,6 +24,9 @@ pub struct Config {
     pub webhooks: DeliveryConfig,
     /// `KAIROS_WEBHOOK_RETENTION`, default 7 days: how long delivery history is kept.
     pub webhook_retention: jiff::SignedDuration,
+    /// The clock background work (delivery, retries, sweeps) runs on: the system clock.
+    /// Tests that fix the API's clock run this one from the same instant.
+    pub background_clock: Clock,
 }
 
 impl Config {
@@ -36,6 +40,7 @@ impl Config {
             sqlite_synchronous_full: false,
             webhooks: DeliveryConfig::default(),
             webhook_retention: DEFAULT_RETENTION,
+            background_clock: Clock::system(),
         }
     }
 }
@@ -116,6 +121,7 @@ impl Config {
         Ok(Self {
             webhooks,
             webhook_retention,
+            background_clock: Clock::system(),
             database_url: var("KAIROS_DATABASE_URL").unwrap_or_else(|| "sqlite://kairos.db".to_string()),
             public_url: var("KAIROS_PUBLIC_URL")
                 .unwrap_or_else(|| format!("http://{bind}"))

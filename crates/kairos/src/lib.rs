@@ -37,8 +37,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// Serves the API on `listener`, and delivers webhooks and sweeps in the background, until
 /// `shutdown` resolves; then finishes in-flight requests and delivery attempts.
 ///
-/// `clock` is the API's "now" (tests fix it). Background work always runs on the system
-/// clock: retries are due after real delays.
+/// `clock` is the API's "now" (tests fix it); background work runs on
+/// `config.background_clock`, whose delays really pass.
 pub async fn serve(
     store: Arc<dyn Store>,
     clock: Clock,
@@ -53,11 +53,15 @@ pub async fn serve(
             let _ = stopped.wait_for(|s| *s).await;
         }
     };
-    let worker = DeliveryWorker::new(store.clone(), Clock::system(), config.webhooks.clone())
+    let worker = DeliveryWorker::new(store.clone(), config.background_clock.clone(), config.webhooks.clone())
         .context("could not build the webhook HTTP client")?;
     let worker = tokio::spawn(worker.run(stop_signal()));
-    let sweeper =
-        tokio::spawn(kairos_jobs::sweep::run(store.clone(), Clock::system(), config.webhook_retention, stop_signal()));
+    let sweeper = tokio::spawn(kairos_jobs::sweep::run(
+        store.clone(),
+        config.background_clock.clone(),
+        config.webhook_retention,
+        stop_signal(),
+    ));
     let state = AppState::new(store, clock).allowing_private_urls(config.webhooks.allow_private);
     let prometheus = state.prometheus.clone();
     let upkeep = tokio::spawn(async move {

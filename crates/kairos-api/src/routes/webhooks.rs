@@ -267,12 +267,19 @@ pub async fn redeliver(
 /// Queues a `ping` event to this subscription alone, whatever its `events`; watch it arrive
 /// in the deliveries.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = super::WEBHOOKS, params(("id" = String, Path)),
-    responses((status = 202, body = Delivery), (status = 404, body = ErrorBody)))]
+    responses((status = 202, body = Delivery), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "The webhook is disabled")))]
 pub async fn test(
     State(state): State<AppState>,
     Auth(t): Auth,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Delivery>), ApiError> {
+    let hook = state.store.webhook(&t, &id).await?.ok_or_else(|| ApiError::not_found("webhook", &id))?;
+    if !hook.enabled {
+        return Err(ApiError::conflict(
+            "webhook_disabled",
+            "This webhook is disabled, so nothing would be sent; enable it with PATCH {\"enabled\": true} first.",
+        ));
+    }
     let delivery = state.store.ping_webhook(&t, &id, state.clock.now()).await.map_err(on_object("webhook", &id))?;
     Ok((StatusCode::ACCEPTED, Json(delivery)))
 }
