@@ -4,6 +4,10 @@
 
 mod bookings;
 mod cli;
+mod crash;
+mod readme;
+mod receiver;
 mod support;
 mod system;
 mod validation;
+mod webhooks;

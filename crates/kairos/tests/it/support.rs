@@ -37,13 +37,20 @@ pub struct Reply {
 
 impl TestApp {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`TestApp::start`], with `configure` applied to the test configuration last.
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("kairos.db");
         let mut config = Config::new(format!("sqlite://{}", db_path.display()), "127.0.0.1:0");
         config.webhooks.allow_private = true;
+        config.background_clock = Clock::running_from(NOW.parse().unwrap());
         config.webhooks.retry =
             kairos_core::webhook::RetrySchedule::new(vec![jiff::SignedDuration::from_millis(200); 3]).unwrap();
         config.webhooks.timeout = std::time::Duration::from_secs(1);
+        configure(&mut config);
         let store = kairos::open_store(&config).await.unwrap();
         let clock = Clock::fixed(NOW.parse().unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
