@@ -62,6 +62,11 @@ impl DeliveryConfig {
 /// write never holds the writer long.
 const DISPATCH_BATCH: usize = 500;
 
+/// The least time between two fan-outs: under a stream of commits, events are fanned out in
+/// batches rather than one write per commit (the writer is shared with bookings). It bounds
+/// what it adds to the commit-to-attempt lag.
+const DISPATCH_GAP: Duration = Duration::from_millis(5);
+
 /// The worker. [`DeliveryWorker::run`] until shutdown.
 pub struct DeliveryWorker {
     store: Arc<dyn Store>,
@@ -82,26 +87,50 @@ impl DeliveryWorker {
         let this = Arc::new(self);
         let recorded = this.store.events_recorded();
         let mut in_flight: JoinSet<()> = JoinSet::new();
-        let mut last_gauges: Option<Instant> = None;
-        // New events are looked for when the store says some were committed, and on every
-        // poll (another node may have committed them).
+        // New events are looked for when the store says some were committed and on every
+        // timer wake (another node may have committed them), at most once per DISPATCH_GAP.
         let mut look_for_events = true;
+        let mut last_dispatch: Option<Instant> = None;
+        // Deliveries may be due: new ones were made, an attempt finished (freeing a place or
+        // scheduling a retry), or a timer fired.
+        let mut look_for_due = true;
+        let mut next_due: Option<Timestamp> = None;
+        let mut last_gauges: Option<Instant> = None;
         tokio::pin!(shutdown);
         loop {
-            while in_flight.try_join_next().is_some() {}
-            let now = this.clock.now();
-            if look_for_events {
-                this.dispatch(now).await;
-                look_for_events = false;
+            while in_flight.try_join_next().is_some() {
+                look_for_due = true;
             }
+            let now = this.clock.now();
+            let mut sleep_for = this.config.poll;
+            if look_for_events {
+                let wait = last_dispatch.map_or(Duration::ZERO, |at| DISPATCH_GAP.saturating_sub(at.elapsed()));
+                if wait.is_zero() {
+                    look_for_events = false;
+                    last_dispatch = Some(Instant::now());
+                    if this.dispatch(now).await > 0 {
+                        look_for_due = true;
+                    }
+                } else {
+                    sleep_for = wait;
+                }
+            }
+            look_for_due |= next_due.is_some_and(|due| due <= now);
             let free = this.config.max_in_flight.saturating_sub(in_flight.len());
-            let mut claimed = 0;
-            if free > 0 {
+            let mut refresh = last_gauges.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+            if look_for_due && free > 0 {
+                look_for_due = false;
                 let limits =
                     ClaimLimits { max: free, per_webhook: this.config.per_webhook.max(1), lease: this.config.lease() };
                 match this.store.claim_deliveries(now, &limits).await {
                     Ok(batch) => {
-                        claimed = batch.len();
+                        // A full claim may have left more waiting: look again at once.
+                        if batch.len() == free {
+                            look_for_due = true;
+                            sleep_for = Duration::ZERO;
+                        } else {
+                            refresh = true;
+                        }
                         for delivery in batch {
                             let worker = this.clone();
                             in_flight.spawn(async move { worker.deliver(delivery).await });
@@ -110,52 +139,53 @@ impl DeliveryWorker {
                     Err(e) => tracing::error!(error = %e, "claiming webhook deliveries failed"),
                 }
             }
-            // Sleep until an attempt finishes, an event is committed, the next retry is due,
-            // or the poll interval passes. Work left waiting (claimed all we could) means:
-            // look again as soon as anything finishes.
-            let mut sleep_for = this.config.poll;
-            let gauges_due = last_gauges.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
-            if claimed < free || gauges_due {
+            if refresh {
+                last_gauges = Some(Instant::now());
                 match this.store.delivery_queue(now).await {
                     Ok(stats) => {
-                        if gauges_due {
-                            last_gauges = Some(Instant::now());
-                            let depth = stats.pending_deliveries + stats.undispatched_events;
-                            metrics::gauge!("kairos_webhook_queue_depth").set(depth as f64);
-                            let age =
-                                stats.oldest_waiting.map_or(0.0, |t| now.duration_since(t).as_secs_f64().max(0.0));
-                            metrics::gauge!("kairos_webhook_oldest_pending_age_seconds").set(age);
-                        }
+                        let depth = stats.pending_deliveries + stats.undispatched_events;
+                        metrics::gauge!("kairos_webhook_queue_depth").set(depth as f64);
+                        let age = stats.oldest_waiting.map_or(0.0, |t| now.duration_since(t).as_secs_f64().max(0.0));
+                        metrics::gauge!("kairos_webhook_oldest_pending_age_seconds").set(age);
                         // A due time in the past belongs to deliveries held back by their
                         // subscription's limit: a finished attempt (or the poll) frees them.
-                        if let Some(due) = stats.next_due.filter(|due| *due > now) {
-                            sleep_for =
-                                sleep_for.min(Duration::try_from(due.duration_since(now)).unwrap_or(Duration::ZERO));
-                        }
+                        next_due = stats.next_due.filter(|due| *due > now);
                     }
                     Err(e) => tracing::error!(error = %e, "reading the webhook queue failed"),
                 }
             }
+            if let Some(due) = next_due {
+                sleep_for = sleep_for.min(Duration::try_from(due.duration_since(now)).unwrap_or(Duration::ZERO));
+            }
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => look_for_due = true,
                 () = recorded.notified() => look_for_events = true,
-                () = tokio::time::sleep(sleep_for) => look_for_events = true,
+                () = tokio::time::sleep(sleep_for) => {
+                    look_for_events = true;
+                    look_for_due = true;
+                }
             }
         }
         tracing::info!(in_flight = in_flight.len(), "webhook worker stopping; finishing attempts in flight");
         while in_flight.join_next().await.is_some() {}
     }
 
-    async fn dispatch(&self, now: Timestamp) {
+    /// Fans out everything committed so far; returns the deliveries made.
+    async fn dispatch(&self, now: Timestamp) -> usize {
+        let mut deliveries = 0;
         loop {
             match self.store.dispatch_events(now, DISPATCH_BATCH).await {
-                Ok(n) if n == DISPATCH_BATCH => continue,
-                Ok(_) => return,
+                Ok(done) => {
+                    deliveries += done.deliveries;
+                    if done.events < DISPATCH_BATCH {
+                        return deliveries;
+                    }
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "fanning out webhook events failed");
-                    return;
+                    return deliveries;
                 }
             }
         }

@@ -517,7 +517,7 @@ impl Store for SqliteStore {
         self.write_events(move |c| webhooks::ping(c, &t, &hook, now).map(|d| (d, Vec::new()))).await
     }
 
-    async fn dispatch_events(&self, now: Timestamp, limit: usize) -> StoreResult<usize> {
+    async fn dispatch_events(&self, now: Timestamp, limit: usize) -> StoreResult<Dispatched> {
         self.write(move |c| queue::dispatch(c, now, limit).map(|n| (n, Vec::new()))).await
     }
 

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use jiff::{SignedDuration, Timestamp};
 use kairos_core::webhook::{DeliveryStatus, Next, WebhookSecret, subscribes};
 use kairos_store::{
-    AttemptRecord, ClaimLimits, ClaimedDelivery, IDEMPOTENCY_TTL, QueueStats, StoreError, StoreResult, SweepReport, ids,
+    AttemptRecord, ClaimLimits, ClaimedDelivery, Dispatched, IDEMPOTENCY_TTL, QueueStats, StoreError, StoreResult,
+    SweepReport, ids,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -25,7 +26,7 @@ struct Subscriber {
     created_at: i64,
 }
 
-pub(crate) fn dispatch(c: &Connection, now: Timestamp, limit: usize) -> StoreResult<usize> {
+pub(crate) fn dispatch(c: &Connection, now: Timestamp, limit: usize) -> StoreResult<Dispatched> {
     let events: Vec<(String, String, String, String, i64)> = c
         .prepare_cached(
             "SELECT id, account_id, mode, event_type, created_at FROM outbox_events
@@ -41,7 +42,7 @@ pub(crate) fn dispatch(c: &Connection, now: Timestamp, limit: usize) -> StoreRes
             "SELECT id, events, created_at FROM webhooks WHERE account_id = ?1 AND mode = ?2 AND enabled = 1",
         )
         .map_err(error)?;
-    let mut mark = c.prepare_cached("UPDATE outbox_events SET dispatched = 1 WHERE id = ?1").map_err(error)?;
+    let mut deliveries = 0;
     for (id, account_id, mode, event_type, created_at) in &events {
         let key = (account_id.clone(), mode.clone());
         if !tenants.contains_key(&key) {
@@ -62,11 +63,18 @@ pub(crate) fn dispatch(c: &Connection, now: Timestamp, limit: usize) -> StoreRes
             // A subscription hears of events from its creation on, however late the fan-out.
             if sub.created_at <= *created_at && subscribes(&sub.events, event_type) {
                 queue_delivery(c, &sub.id, id, event_type, *created_at, now)?;
+                deliveries += 1;
             }
         }
-        mark.execute([id]).map_err(error)?;
     }
-    Ok(events.len())
+    // One statement for the batch: the events read above are the undispatched ones up to the
+    // last id (the writer is the only one adding events, and it is busy with this).
+    if let Some((last, ..)) = events.last() {
+        c.prepare_cached("UPDATE outbox_events SET dispatched = 1 WHERE dispatched = 0 AND id <= ?1")
+            .and_then(|mut s| s.execute([last]))
+            .map_err(error)?;
+    }
+    Ok(Dispatched { events: events.len(), deliveries })
 }
 
 pub(crate) fn claim(c: &Connection, now: Timestamp, limits: &ClaimLimits) -> StoreResult<Vec<ClaimedDelivery>> {

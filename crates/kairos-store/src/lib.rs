@@ -180,8 +180,8 @@ pub trait Store: Send + Sync + 'static {
 
     // The delivery worker's side: these span every tenant.
     /// Fans up to `limit` undispatched events out to the subscriptions that want them (enabled,
-    /// created no later than the event), as deliveries due at `now`. Returns the events done.
-    async fn dispatch_events(&self, now: Timestamp, limit: usize) -> StoreResult<usize>;
+    /// created no later than the event), as deliveries due at `now`.
+    async fn dispatch_events(&self, now: Timestamp, limit: usize) -> StoreResult<Dispatched>;
     /// Claims due deliveries for one attempt each, oldest due first, within `limits`.
     async fn claim_deliveries(&self, now: Timestamp, limits: &ClaimLimits) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records an attempt and what follows it; false (and the delivery left alone) when the

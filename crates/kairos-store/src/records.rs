@@ -266,6 +266,15 @@ pub struct QueueStats {
     pub next_due: Option<Timestamp>,
 }
 
+/// What one fan-out did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dispatched {
+    /// Events fanned out (each once).
+    pub events: usize,
+    /// Deliveries they made.
+    pub deliveries: usize,
+}
+
 /// What a retention sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepReport {
