@@ -163,6 +163,7 @@ impl From<StoreError> for ApiError {
             .with_param(field),
             StoreError::Invalid { param, message, missing: false } => ApiError::invalid(param, message),
             StoreError::Invalid { param, message, missing: true } => ApiError::missing(&param, message),
+            StoreError::Refused { code, message } => ApiError::conflict(code, message),
             StoreError::Backend(detail) => ApiError::internal(detail),
         }
     }

@@ -84,6 +84,26 @@ pub fn subscribes(events: &[String], event_type: &str) -> bool {
     events.iter().any(|e| e == ALL_EVENTS || e == event_type)
 }
 
+/// The endpoint a URL reaches: `scheme://host:port`, lowercased, with the default port made
+/// explicit. Concurrency is limited per endpoint, however many subscriptions point there.
+/// (URLs reach this function normalised by the API's URL parser.)
+pub fn endpoint_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h).to_ascii_lowercase();
+    let scheme = scheme.to_ascii_lowercase();
+    // A port follows the last colon, unless that colon is inside an IPv6 literal's brackets.
+    let has_port = host_port.rsplit_once(':').is_some_and(|(_, port)| !port.contains(']'));
+    if has_port {
+        return format!("{scheme}://{host_port}");
+    }
+    let port = match scheme.as_str() {
+        "http" => 80,
+        _ => 443,
+    };
+    format!("{scheme}://{host_port}:{port}")
+}
+
 /// A signing secret: `whsec_` and the base64 of 32 random bytes. `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookSecret(String);
@@ -438,6 +458,16 @@ mod tests {
         let Next::RetryAt(late) = s.after(1, false, now, 0.999) else { panic!() };
         assert_eq!(early, now + SignedDuration::from_secs(54));
         assert!(late < now + SignedDuration::from_secs(66) && late > now + SignedDuration::from_secs(65));
+    }
+
+    #[test]
+    fn endpoints_are_scheme_host_and_port() {
+        assert_eq!(endpoint_of("https://Example.com/a?b#c"), "https://example.com:443");
+        assert_eq!(endpoint_of("https://example.com:8443/x"), "https://example.com:8443");
+        assert_eq!(endpoint_of("http://127.0.0.1/hook"), "http://127.0.0.1:80");
+        assert_eq!(endpoint_of("https://[2001:db8::1]/x"), "https://[2001:db8::1]:443");
+        assert_eq!(endpoint_of("https://[2001:db8::1]:9/x"), "https://[2001:db8::1]:9");
+        assert_eq!(endpoint_of("https://u:p@example.com/x"), "https://example.com:443");
     }
 
     #[test]

@@ -27,8 +27,9 @@ pub struct DeliveryConfig {
     pub timeout: Duration,
     /// Lets URLs use http and reach private addresses (`KAIROS_ALLOW_PRIVATE_URLS`).
     pub allow_private: bool,
-    /// Attempts in flight per subscription at most (`KAIROS_WEBHOOK_ENDPOINT_CONCURRENCY`).
-    pub per_webhook: usize,
+    /// Attempts in flight per endpoint (scheme, host, port) at most, across all workers
+    /// (`KAIROS_WEBHOOK_ENDPOINT_CONCURRENCY`).
+    pub per_endpoint: usize,
     /// Attempts in flight in this process at most (`KAIROS_WEBHOOK_MAX_IN_FLIGHT`).
     pub max_in_flight: usize,
     /// The longest the worker sleeps without looking at the queue (other nodes' events and
@@ -42,7 +43,7 @@ impl Default for DeliveryConfig {
             retry: RetrySchedule::default(),
             timeout: Duration::from_secs(10),
             allow_private: false,
-            per_webhook: 16,
+            per_endpoint: 16,
             max_in_flight: 256,
             poll: Duration::from_secs(1),
         }
@@ -50,17 +51,27 @@ impl Default for DeliveryConfig {
 }
 
 impl DeliveryConfig {
-    /// How long a claim lasts: the timeout and a margin for recording the attempt. An attempt
-    /// still unrecorded after it is presumed lost with its worker.
+    /// How long a claim lasts: the timeout and a margin for starting the attempt and
+    /// recording it. An attempt still unrecorded after it is presumed lost with its worker;
+    /// an attempt that would start too late to finish within it is not made (see `deliver`).
     pub fn lease(&self) -> jiff::SignedDuration {
-        jiff::SignedDuration::try_from(self.timeout + Duration::from_secs(5))
-            .unwrap_or(jiff::SignedDuration::from_secs(15))
+        jiff::SignedDuration::try_from(self.timeout + LEASE_MARGIN).unwrap_or(jiff::SignedDuration::from_secs(25))
     }
 }
 
 /// Events fanned out per write: large enough to keep up with bursts, small enough that one
 /// write never holds the writer long.
 const DISPATCH_BATCH: usize = 500;
+
+/// Fan-out batches per pass of the worker loop at most, so that claims are not held up
+/// while a large backlog of events is fanned out.
+const DISPATCH_BATCHES_PER_PASS: usize = 4;
+
+/// What a claim's lease allows beyond the timeout: waiting to start, and recording.
+const LEASE_MARGIN: Duration = Duration::from_secs(15);
+
+/// The longest pause after repeated store errors.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// The least time between two fan-outs: under a stream of commits, events are fanned out in
 /// batches rather than one write per commit (the writer is shared with bookings). It bounds
@@ -86,82 +97,98 @@ impl DeliveryWorker {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         let this = Arc::new(self);
         let recorded = this.store.events_recorded();
+        let queued = this.store.deliveries_queued();
         let mut in_flight: JoinSet<()> = JoinSet::new();
         // New events are looked for when the store says some were committed and on every
         // timer wake (another node may have committed them), at most once per DISPATCH_GAP.
         let mut look_for_events = true;
         let mut last_dispatch: Option<Instant> = None;
-        // Deliveries may be due: new ones were made, an attempt finished (freeing a place or
+        // Deliveries may be due: some were queued, an attempt finished (freeing a place or
         // scheduling a retry), or a timer fired.
         let mut look_for_due = true;
         let mut next_due: Option<Timestamp> = None;
         let mut last_gauges: Option<Instant> = None;
+        let mut store_errors: u32 = 0;
         tokio::pin!(shutdown);
         loop {
             while in_flight.try_join_next().is_some() {
                 look_for_due = true;
             }
-            let now = this.clock.now();
             let mut sleep_for = this.config.poll;
+            let mut failed = false;
             if look_for_events {
                 let wait = last_dispatch.map_or(Duration::ZERO, |at| DISPATCH_GAP.saturating_sub(at.elapsed()));
                 if wait.is_zero() {
-                    look_for_events = false;
                     last_dispatch = Some(Instant::now());
-                    if this.dispatch(now).await > 0 {
-                        look_for_due = true;
+                    match this.dispatch(this.clock.now()).await {
+                        Ok((deliveries, more)) => {
+                            look_for_due |= deliveries > 0;
+                            look_for_events = more;
+                        }
+                        Err(()) => failed = true,
                     }
-                } else {
-                    sleep_for = wait;
+                }
+                if look_for_events {
+                    sleep_for = sleep_for.min(DISPATCH_GAP);
                 }
             }
-            look_for_due |= next_due.is_some_and(|due| due <= now);
+            let now = this.clock.now();
+            if next_due.is_some_and(|due| due <= now) {
+                look_for_due = true;
+                next_due = None;
+            }
             let free = this.config.max_in_flight.saturating_sub(in_flight.len());
-            let mut refresh = last_gauges.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
-            if look_for_due && free > 0 {
-                look_for_due = false;
-                let limits =
-                    ClaimLimits { max: free, per_webhook: this.config.per_webhook.max(1), lease: this.config.lease() };
-                match this.store.claim_deliveries(now, &limits).await {
+            if look_for_due && free > 0 && !failed {
+                let limits = ClaimLimits {
+                    max: free,
+                    per_endpoint: this.config.per_endpoint.max(1),
+                    lease: this.config.lease(),
+                };
+                // "Now" is read right before the claim: the lease is measured from it.
+                let claimed_at = this.clock.now();
+                match this.store.claim_deliveries(claimed_at, &limits).await {
                     Ok(batch) => {
-                        // A full claim may have left more waiting: look again at once.
-                        if batch.len() == free {
-                            look_for_due = true;
-                            sleep_for = Duration::ZERO;
-                        } else {
-                            refresh = true;
-                        }
+                        // A full claim may have left more waiting: look again when a place
+                        // frees (a finished attempt wakes the loop).
+                        look_for_due = batch.len() == free;
                         for delivery in batch {
                             let worker = this.clone();
-                            in_flight.spawn(async move { worker.deliver(delivery).await });
+                            let deadline = Instant::now() + this.config.timeout + LEASE_MARGIN / 2;
+                            in_flight.spawn(async move { worker.deliver(delivery, deadline).await });
                         }
                     }
-                    Err(e) => tracing::error!(error = %e, "claiming webhook deliveries failed"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "claiming webhook deliveries failed");
+                        failed = true;
+                    }
+                }
+                match this.store.next_delivery_due(claimed_at).await {
+                    Ok(due) => next_due = due,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the webhook queue failed");
+                        failed = true;
+                    }
                 }
             }
-            if refresh {
+            if last_gauges.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
                 last_gauges = Some(Instant::now());
-                match this.store.delivery_queue(now).await {
-                    Ok(stats) => {
-                        let depth = stats.pending_deliveries + stats.undispatched_events;
-                        metrics::gauge!("kairos_webhook_queue_depth").set(depth as f64);
-                        let age = stats.oldest_waiting.map_or(0.0, |t| now.duration_since(t).as_secs_f64().max(0.0));
-                        metrics::gauge!("kairos_webhook_oldest_pending_age_seconds").set(age);
-                        // A due time in the past belongs to deliveries held back by their
-                        // subscription's limit: a finished attempt (or the poll) frees them.
-                        next_due = stats.next_due.filter(|due| *due > now);
-                    }
-                    Err(e) => tracing::error!(error = %e, "reading the webhook queue failed"),
-                }
+                this.update_gauges(now).await;
             }
             if let Some(due) = next_due {
                 sleep_for = sleep_for.min(Duration::try_from(due.duration_since(now)).unwrap_or(Duration::ZERO));
+            }
+            // Repeated store errors back off (capped), rather than retrying at once forever.
+            store_errors = if failed { store_errors.saturating_add(1) } else { 0 };
+            if store_errors > 0 {
+                let backoff = Duration::from_millis(100).saturating_mul(1 << store_errors.min(7));
+                sleep_for = backoff.min(MAX_BACKOFF);
             }
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => look_for_due = true,
-                () = recorded.notified() => look_for_events = true,
+                () = recorded.notified(), if store_errors == 0 => look_for_events = true,
+                () = queued.notified(), if store_errors == 0 => look_for_due = true,
                 () = tokio::time::sleep(sleep_for) => {
                     look_for_events = true;
                     look_for_due = true;
@@ -172,27 +199,48 @@ impl DeliveryWorker {
         while in_flight.join_next().await.is_some() {}
     }
 
-    /// Fans out everything committed so far; returns the deliveries made.
-    async fn dispatch(&self, now: Timestamp) -> usize {
+    async fn update_gauges(&self, now: Timestamp) {
+        match self.store.delivery_queue(now).await {
+            Ok(stats) => {
+                let depth = stats.due_deliveries + stats.undispatched_events;
+                metrics::gauge!("kairos_webhook_queue_depth").set(depth as f64);
+                metrics::gauge!("kairos_webhook_retries_scheduled").set(stats.scheduled_retries as f64);
+                let age = stats.oldest_due.map_or(0.0, |t| now.duration_since(t).as_secs_f64().max(0.0));
+                metrics::gauge!("kairos_webhook_oldest_pending_age_seconds").set(age);
+            }
+            Err(e) => tracing::error!(error = %e, "reading the webhook queue failed"),
+        }
+    }
+
+    /// Fans out what was committed, a few batches at most; returns the deliveries made and
+    /// whether more events may be waiting.
+    async fn dispatch(&self, now: Timestamp) -> Result<(usize, bool), ()> {
         let mut deliveries = 0;
-        loop {
+        for _ in 0..DISPATCH_BATCHES_PER_PASS {
             match self.store.dispatch_events(now, DISPATCH_BATCH).await {
                 Ok(done) => {
                     deliveries += done.deliveries;
                     if done.events < DISPATCH_BATCH {
-                        return deliveries;
+                        return Ok((deliveries, false));
                     }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "fanning out webhook events failed");
-                    return deliveries;
+                    return Err(());
                 }
             }
         }
+        Ok((deliveries, true))
     }
 
     /// One attempt of one claimed delivery, recorded.
-    async fn deliver(&self, d: ClaimedDelivery) {
+    async fn deliver(&self, d: ClaimedDelivery, deadline: Instant) {
+        // Started so late that the attempt might outlive its claim (the process was starved):
+        // leave it; the claim lapses and the delivery is taken again, never sent twice at once.
+        if Instant::now() + self.config.timeout > deadline {
+            tracing::warn!(delivery = %d.id, "skipping an attempt that started too late for its claim");
+            return;
+        }
         let attempted_at = self.clock.now();
         if d.attempts_made == 0 {
             let lag = attempted_at.duration_since(d.event_created_at).as_secs_f64().max(0.0);
@@ -208,9 +256,6 @@ impl DeliveryWorker {
         let attempt_number = d.attempts_made.saturating_add(1);
         let now = self.clock.now();
         let next = self.config.retry.after(attempt_number, succeeded, now, rand::random::<f64>());
-        if let Next::Done(status) = next {
-            metrics::counter!("kairos_webhook_deliveries_total", "status" => status.as_str()).increment(1);
-        }
         if !succeeded {
             tracing::warn!(
                 delivery = %d.id, webhook = %d.webhook_id, event = %d.event_id, attempt = attempt_number,
@@ -230,7 +275,11 @@ impl DeliveryWorker {
             next,
         };
         match self.store.record_attempt(&record, now).await {
-            Ok(true) => {}
+            Ok(true) => {
+                if let Next::Done(status) = next {
+                    metrics::counter!("kairos_webhook_deliveries_total", "status" => status.as_str()).increment(1);
+                }
+            }
             Ok(false) => tracing::warn!(delivery = %d.id, "an attempt finished after its claim lapsed"),
             // The claim lapses and the attempt is made again: at least once, never lost.
             Err(e) => tracing::error!(delivery = %d.id, error = %e, "recording a webhook attempt failed"),

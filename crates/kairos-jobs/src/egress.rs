@@ -13,7 +13,10 @@ use url::{Host, Url};
 
 /// Longest time spent establishing a TCP/TLS connection, however long the total timeout is:
 /// a slow handshake is a sign of a black-holed target, not of a slow receiver.
-const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest a registration waits for DNS.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 const USER_AGENT: &str = concat!("Kairos-Webhooks/", env!("CARGO_PKG_VERSION"));
 
@@ -30,6 +33,10 @@ pub enum UrlRefusal {
     NoHost,
     #[error("{}", private_message(host, *addr))]
     PrivateAddress { host: String, addr: IpAddr },
+    #[error(
+        "the URL must not carry credentials (user:password@); receivers authenticate deliveries by their signatures"
+    )]
+    Credentials,
     #[error("`{host}` does not resolve to any address; check the host name and its DNS records")]
     Unresolvable { host: String },
 }
@@ -40,7 +47,8 @@ fn private_message(host: &str, addr: IpAddr) -> String {
     if literal == Some(addr) {
         format!("`{host}` is a private address; webhooks must reach a public address")
     } else {
-        format!("`{host}` resolves to {addr}, a private address; webhooks must reach a public address")
+        // The address itself is not shown: the message must not map an internal network.
+        format!("`{host}` resolves to a private, loopback or link-local address; webhooks must reach a public address")
     }
 }
 
@@ -83,6 +91,10 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     // Addresses that carry an IPv4 address end up at that IPv4 address, so they are judged by it.
     if let Some(v4) = ip.to_ipv4_mapped() {
         return is_public_v4(v4);
+    }
+    // ::ffff:0:0/96, IPv4-translated (RFC 2765, SIIT): translators deliver to the IPv4.
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return is_public_v4(embedded_v4(s[6], s[7]));
     }
     // 64:ff9b::/96, the well-known NAT64 prefix, is always /96, so the IPv4 is the last 32 bits.
     if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
@@ -159,9 +171,11 @@ pub async fn check_url(url: &str, allow_private: bool) -> Result<Url, UrlRefusal
         return Ok(parsed);
     };
     let port = parsed.port_or_known_default().unwrap_or(443);
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((domain, port))
+    let unresolvable = || UrlRefusal::Unresolvable { host: domain.to_owned() };
+    let addrs: Vec<SocketAddr> = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((domain, port)))
         .await
-        .map_err(|_| UrlRefusal::Unresolvable { host: domain.to_owned() })?
+        .map_err(|_| unresolvable())?
+        .map_err(|_| unresolvable())?
         .collect();
     refuse_private(domain, &addrs)?;
     Ok(parsed)
@@ -184,6 +198,9 @@ fn refuse_private(host: &str, addrs: &[SocketAddr]) -> Result<(), UrlRefusal> {
 /// [`client`] never sees them; this is their only check at delivery time.
 pub fn check_target(url: &Url, allow_private: bool) -> Result<(), UrlRefusal> {
     check_scheme(url, allow_private)?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlRefusal::Credentials);
+    }
     let host = url.host().ok_or(UrlRefusal::NoHost)?;
     if allow_private {
         return Ok(());
@@ -294,6 +311,8 @@ mod tests {
             ("::ffff:127.0.0.1", false),
             ("::ffff:10.0.0.1", false),
             ("::ffff:169.254.169.254", false),
+            ("::ffff:0:7f00:1", false),
+            ("::ffff:0:808:808", true),
             ("::127.0.0.1", false),
             ("::8.8.8.8", false),
             ("64:ff9b::7f00:1", false),
@@ -362,7 +381,8 @@ mod tests {
         assert!(addr.is_loopback());
         let message = refusal.to_string();
         assert!(message.contains("`localhost` resolves to"), "{message}");
-        assert!(message.contains("private address"), "{message}");
+        assert!(message.contains("private, loopback or link-local address"), "{message}");
+        assert!(!message.contains("127.0.0.1") && !message.contains("::1"), "the address is not revealed: {message}");
     }
 
     #[tokio::test]
@@ -386,6 +406,7 @@ mod tests {
         assert_eq!(check_target(&url("https://example.com/"), false), Ok(()));
         assert_eq!(check_target(&url("https://8.8.8.8/"), false), Ok(()));
         assert_eq!(check_target(&url("https://[::1]/"), true), Ok(()));
+        assert_eq!(check_target(&url("https://user:pw@example.com/"), false), Err(UrlRefusal::Credentials));
         assert_eq!(
             check_target(&url("https://[::1]/"), false),
             Err(UrlRefusal::PrivateAddress { host: "[::1]".to_owned(), addr: IpAddr::V6(Ipv6Addr::LOCALHOST) })
@@ -397,8 +418,9 @@ mod tests {
         let private = UrlRefusal::PrivateAddress { host: "example.internal".to_owned(), addr: [10, 0, 0, 1].into() };
         assert_eq!(
             private.to_string(),
-            "`example.internal` resolves to 10.0.0.1, a private address; webhooks must reach a public address"
+            "`example.internal` resolves to a private, loopback or link-local address; webhooks must reach a public address"
         );
+        assert!(UrlRefusal::Credentials.to_string().contains("user:password@"));
         let literal = UrlRefusal::PrivateAddress { host: "[::1]".to_owned(), addr: Ipv6Addr::LOCALHOST.into() };
         assert_eq!(literal.to_string(), "`[::1]` is a private address; webhooks must reach a public address");
         assert!(UrlRefusal::NotHttps.to_string().contains("must use https"));
@@ -455,7 +477,7 @@ mod tests {
         let (text, refusal) = error_chain(&error);
         // Whether localhost is 127.0.0.1 or ::1 depends on the machine's /etc/hosts.
         assert!(text.contains("`localhost` resolves to"), "{text}");
-        assert!(text.contains(", a private address"), "{text}");
+        assert!(text.contains("a private, loopback or link-local address"), "{text}");
         assert!(matches!(refusal, Some(UrlRefusal::PrivateAddress { .. })), "{text}");
 
         let open = client(Duration::from_secs(5), true).unwrap();

@@ -3,12 +3,16 @@
 -- 0 until the delivery worker has fanned the event out to its subscriptions.
 ALTER TABLE outbox_events ADD COLUMN dispatched INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX outbox_events_undispatched ON outbox_events (id) WHERE dispatched = 0;
+-- The retention sweep's range.
+CREATE INDEX outbox_events_dispatched ON outbox_events (created_at) WHERE dispatched = 1;
 
 CREATE TABLE webhooks (
     id                          TEXT PRIMARY KEY,
     account_id                  TEXT NOT NULL,
     mode                        TEXT NOT NULL,
     url                         TEXT NOT NULL,
+    -- scheme://host:port of the URL: attempts in flight are limited per endpoint.
+    endpoint                    TEXT NOT NULL,
     events                      TEXT NOT NULL,   -- JSON array of event types, or ["*"]
     description                 TEXT,
     enabled                     INTEGER NOT NULL,
@@ -20,6 +24,7 @@ CREATE TABLE webhooks (
     updated_at                  INTEGER NOT NULL
 );
 CREATE INDEX webhooks_by_tenant ON webhooks (account_id, mode, id);
+CREATE INDEX webhooks_by_endpoint ON webhooks (endpoint);
 
 CREATE TABLE webhook_deliveries (
     id                TEXT PRIMARY KEY,
@@ -42,7 +47,9 @@ CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries (event_id);
 -- A subscription's waiting work, oldest due first: claims read a few rows per subscription.
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (webhook_id, next_attempt_at) WHERE status = 'pending';
 -- Attempts in flight (unexpired claims), per subscription.
-CREATE INDEX webhook_deliveries_claimed ON webhook_deliveries (locked_until, webhook_id) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_claimed ON webhook_deliveries (webhook_id, locked_until) WHERE status = 'pending';
+-- When the next attempt falls due, and how much is due (metrics).
+CREATE INDEX webhook_deliveries_next ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (updated_at) WHERE status != 'pending';
 
 CREATE TABLE webhook_attempts (

@@ -68,6 +68,7 @@ pub struct SqliteStore {
     writer: Arc<Writer>,
     cache: Arc<Cache>,
     events: Arc<tokio::sync::Notify>,
+    deliveries: Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -91,6 +92,7 @@ impl SqliteStore {
             writer: Arc::new(Writer::start(writer, cache.clone())),
             cache,
             events: Arc::new(tokio::sync::Notify::new()),
+            deliveries: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -509,12 +511,17 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Delivery> {
         let (t, hook, delivery) = (t.clone(), webhook_id.to_string(), delivery_id.to_string());
-        self.write_events(move |c| webhooks::redeliver(c, &t, &hook, &delivery, now).map(|d| (d, Vec::new()))).await
+        let queued =
+            self.write(move |c| webhooks::redeliver(c, &t, &hook, &delivery, now).map(|d| (d, Vec::new()))).await?;
+        self.deliveries.notify_one();
+        Ok(queued)
     }
 
     async fn ping_webhook(&self, t: &Tenant, webhook_id: &str, now: Timestamp) -> StoreResult<Delivery> {
         let (t, hook) = (t.clone(), webhook_id.to_string());
-        self.write_events(move |c| webhooks::ping(c, &t, &hook, now).map(|d| (d, Vec::new()))).await
+        let queued = self.write(move |c| webhooks::ping(c, &t, &hook, now).map(|d| (d, Vec::new()))).await?;
+        self.deliveries.notify_one();
+        Ok(queued)
     }
 
     async fn dispatch_events(&self, now: Timestamp, limit: usize) -> StoreResult<Dispatched> {
@@ -531,8 +538,12 @@ impl Store for SqliteStore {
         self.write(move |c| queue::record(c, &record, now).map(|d| (d, Vec::new()))).await
     }
 
-    async fn delivery_queue(&self, _now: Timestamp) -> StoreResult<QueueStats> {
-        self.read(queue::stats).await
+    async fn delivery_queue(&self, now: Timestamp) -> StoreResult<QueueStats> {
+        self.read(move |c| queue::stats(c, now)).await
+    }
+
+    async fn next_delivery_due(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {
+        self.read(move |c| queue::next_due(c, now)).await
     }
 
     async fn sweep(&self, now: Timestamp, retention: jiff::SignedDuration) -> StoreResult<SweepReport> {
@@ -550,5 +561,9 @@ impl Store for SqliteStore {
 
     fn events_recorded(&self) -> Arc<tokio::sync::Notify> {
         self.events.clone()
+    }
+
+    fn deliveries_queued(&self) -> Arc<tokio::sync::Notify> {
+        self.deliveries.clone()
     }
 }

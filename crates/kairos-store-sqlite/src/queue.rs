@@ -50,13 +50,18 @@ pub(crate) fn dispatch(c: &Connection, now: Timestamp, limit: usize) -> StoreRes
                 .query_map(params![account_id, mode], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .and_then(|rows| rows.collect())
                 .map_err(error)?;
+            // An unreadable subscription is skipped (and logged), never allowed to stop
+            // every tenant's fan-out.
             let subs = rows
                 .into_iter()
-                .map(|(id, events, created_at)| {
-                    let events = serde_json::from_str(&events).map_err(|e| corrupt("webhook events", e))?;
-                    Ok(Subscriber { id, events, created_at })
+                .filter_map(|(id, events, created_at)| match serde_json::from_str(&events) {
+                    Ok(events) => Some(Subscriber { id, events, created_at }),
+                    Err(e) => {
+                        tracing::error!(webhook = %id, error = %corrupt("webhook events", e), "skipping a webhook");
+                        None
+                    }
                 })
-                .collect::<StoreResult<Vec<_>>>()?;
+                .collect::<Vec<_>>();
             tenants.insert(key.clone(), subs);
         }
         for sub in tenants.get(&key).into_iter().flatten() {
@@ -80,32 +85,39 @@ pub(crate) fn dispatch(c: &Connection, now: Timestamp, limit: usize) -> StoreRes
 pub(crate) fn claim(c: &Connection, now: Timestamp, limits: &ClaimLimits) -> StoreResult<Vec<ClaimedDelivery>> {
     let lease = ids::new_id("lease");
     let until = now.saturating_add(limits.lease).unwrap_or(now);
-    // Attempts each subscription has in flight: unexpired claims, any worker's.
-    let busy: HashMap<String, usize> = c
+    // Enabled subscriptions with work due, and their endpoints: one index probe per
+    // subscription rather than a pass over every due delivery, so a claim stays cheap however
+    // large a backlog grows.
+    let mut due: Vec<(String, String, i64)> = c
         .prepare_cached(
-            "SELECT webhook_id, count(*) FROM webhook_deliveries
-              WHERE status = 'pending' AND locked_until > ?1 GROUP BY webhook_id",
+            "SELECT id, endpoint, due FROM (
+                 SELECT w.id, w.endpoint, (SELECT min(d.next_attempt_at) FROM webhook_deliveries d
+                                            WHERE d.webhook_id = w.id AND d.status = 'pending') AS due
+                   FROM webhooks w WHERE w.enabled = 1)
+              WHERE due <= ?1",
         )
         .and_then(|mut s| {
-            s.query_map([ms(now)], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?)))?.collect::<Result<Vec<_>, _>>()
+            s.query_map([ms(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()
         })
-        .map_err(error)?
-        .into_iter()
-        .map(|(id, n)| (id, usize::try_from(n).unwrap_or(usize::MAX)))
-        .collect();
-    // Enabled subscriptions with work due, the longest waiting first. One index probe per
-    // subscription, rather than a pass over every due delivery: a claim stays cheap however
-    // large a backlog grows.
-    let due: Vec<String> = c
-        .prepare_cached(
-            "SELECT id FROM (
-                 SELECT w.id, (SELECT min(d.next_attempt_at) FROM webhook_deliveries d
-                                WHERE d.webhook_id = w.id AND d.status = 'pending') AS due
-                   FROM webhooks w WHERE w.enabled = 1)
-              WHERE due <= ?1 ORDER BY due",
-        )
-        .and_then(|mut s| s.query_map([ms(now)], |r| r.get(0))?.collect::<Result<Vec<_>, _>>())
         .map_err(error)?;
+    // Attempts in flight per endpoint: unexpired claims, any worker's, any subscription's.
+    let mut busy: HashMap<String, usize> = HashMap::new();
+    let mut in_flight = c
+        .prepare_cached(
+            "SELECT count(*) FROM webhooks w JOIN webhook_deliveries d
+                 ON d.webhook_id = w.id AND d.status = 'pending' AND d.locked_until > ?2
+              WHERE w.endpoint = ?1",
+        )
+        .map_err(error)?;
+    for (_, endpoint, _) in &due {
+        if !busy.contains_key(endpoint) {
+            let n: i64 = in_flight.query_row(params![endpoint, ms(now)], |r| r.get(0)).map_err(error)?;
+            busy.insert(endpoint.clone(), usize::try_from(n).unwrap_or(usize::MAX));
+        }
+    }
+    // Idle endpoints first, then the longest waiting: a busy receiver cannot crowd out the
+    // others even when its backlog is the oldest.
+    due.sort_by_key(|(_, endpoint, due)| (busy.get(endpoint).copied().unwrap_or(0), *due));
     let mut take = c
         .prepare_cached(
             "UPDATE webhook_deliveries SET lease = ?4, locked_until = ?5
@@ -121,8 +133,8 @@ pub(crate) fn claim(c: &Connection, now: Timestamp, limits: &ClaimLimits) -> Sto
         .map_err(error)?;
     let mut payload_of = c.prepare_cached("SELECT payload FROM outbox_events WHERE id = ?1").map_err(error)?;
     let mut out = Vec::new();
-    for webhook_id in due {
-        let room = limits.per_webhook.saturating_sub(busy.get(&webhook_id).copied().unwrap_or(0));
+    for (webhook_id, endpoint, _) in due {
+        let room = limits.per_endpoint.saturating_sub(busy.get(&endpoint).copied().unwrap_or(0));
         let n = room.min(limits.max.saturating_sub(out.len()));
         if n == 0 {
             continue;
@@ -136,6 +148,7 @@ pub(crate) fn claim(c: &Connection, now: Timestamp, limits: &ClaimLimits) -> Sto
         if claimed.is_empty() {
             continue;
         }
+        *busy.entry(endpoint).or_default() += claimed.len();
         let (url, secret, previous, previous_until): (String, String, Option<String>, Option<i64>) =
             hook_of.query_row([&webhook_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).map_err(error)?;
         let mut secrets = vec![WebhookSecret::new(secret)];
@@ -209,26 +222,39 @@ pub(crate) fn record(c: &Connection, r: &AttemptRecord, now: Timestamp) -> Store
     Ok(true)
 }
 
-pub(crate) fn stats(c: &Connection) -> StoreResult<QueueStats> {
+pub(crate) fn stats(c: &Connection, now: Timestamp) -> StoreResult<QueueStats> {
     let (undispatched, oldest_event): (i64, Option<i64>) = c
         .prepare_cached("SELECT count(*), min(created_at) FROM outbox_events WHERE dispatched = 0")
         .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
         .map_err(error)?;
-    let (pending, oldest_delivery, next_due): (i64, Option<i64>, Option<i64>) = c
+    let (due, oldest_due): (i64, Option<i64>) = c
         .prepare_cached(
-            "SELECT count(*), min(created_at),
-                    min(CASE WHEN locked_until > next_attempt_at THEN locked_until ELSE next_attempt_at END)
-               FROM webhook_deliveries WHERE status = 'pending'",
+            "SELECT count(*), min(next_attempt_at) FROM webhook_deliveries
+              WHERE status = 'pending' AND next_attempt_at <= ?1 AND (locked_until IS NULL OR locked_until <= ?1)",
         )
-        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+        .and_then(|mut s| s.query_row([ms(now)], |r| Ok((r.get(0)?, r.get(1)?))))
         .map_err(error)?;
-    let oldest = [oldest_event, oldest_delivery].into_iter().flatten().min();
+    let scheduled: i64 = c
+        .prepare_cached("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at > ?1")
+        .and_then(|mut s| s.query_row([ms(now)], |r| r.get(0)))
+        .map_err(error)?;
+    let oldest = [oldest_event, oldest_due].into_iter().flatten().min();
     Ok(QueueStats {
         undispatched_events: u64::try_from(undispatched).unwrap_or(0),
-        pending_deliveries: u64::try_from(pending).unwrap_or(0),
-        oldest_waiting: oldest.map(ts).transpose()?,
-        next_due: next_due.map(ts).transpose()?,
+        due_deliveries: u64::try_from(due).unwrap_or(0),
+        scheduled_retries: u64::try_from(scheduled).unwrap_or(0),
+        oldest_due: oldest.map(ts).transpose()?,
     })
+}
+
+pub(crate) fn next_due(c: &Connection, now: Timestamp) -> StoreResult<Option<Timestamp>> {
+    let next: Option<i64> = c
+        .prepare_cached(
+            "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at > ?1",
+        )
+        .and_then(|mut s| s.query_row([ms(now)], |r| r.get(0)))
+        .map_err(error)?;
+    next.map(ts).transpose()
 }
 
 /// Rows one sweep step deletes at most, so that a large backlog never holds the writer long.

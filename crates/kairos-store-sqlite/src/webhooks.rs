@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
-use kairos_core::webhook::{Attempt, Delivery, DeliveryStatus, PING, Webhook, WebhookSecret};
+use kairos_core::webhook::{Attempt, Delivery, DeliveryStatus, PING, Webhook, WebhookSecret, endpoint_of};
 use kairos_store::{DeliveryFilter, Page, PageRequest, StoreError, StoreResult, Tenant, event_envelope, ids};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -75,8 +75,8 @@ pub(crate) fn insert(c: &Connection, t: &Tenant, w: &Webhook) -> StoreResult<()>
     let secret = secret_of(w)?;
     c.prepare_cached(
         "INSERT INTO webhooks (id, account_id, mode, url, events, description, enabled, secret, previous_secret,
-                               previous_secret_expires_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                               previous_secret_expires_at, created_at, updated_at, endpoint)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -91,7 +91,8 @@ pub(crate) fn insert(c: &Connection, t: &Tenant, w: &Webhook) -> StoreResult<()>
             previous,
             until,
             ms(w.created_at),
-            ms(w.updated_at)
+            ms(w.updated_at),
+            endpoint_of(&w.url)
         ])
     })
     .map_err(error)?;
@@ -134,7 +135,7 @@ pub(crate) fn update(c: &Connection, t: &Tenant, w: &Webhook, was_enabled: bool)
     let secret = secret_of(w)?;
     c.prepare_cached(
         "UPDATE webhooks SET url = ?1, events = ?2, description = ?3, enabled = ?4, secret = ?5, previous_secret = ?6,
-                previous_secret_expires_at = ?7, updated_at = ?8
+                previous_secret_expires_at = ?7, updated_at = ?8, endpoint = ?12
           WHERE id = ?9 AND account_id = ?10 AND mode = ?11",
     )
     .and_then(|mut s| {
@@ -149,7 +150,8 @@ pub(crate) fn update(c: &Connection, t: &Tenant, w: &Webhook, was_enabled: bool)
             ms(w.updated_at),
             w.id,
             t.account_id,
-            t.mode.as_str()
+            t.mode.as_str(),
+            endpoint_of(&w.url)
         ])
     })
     .map_err(error)?;
@@ -320,7 +322,7 @@ pub(crate) fn redeliver(
     delivery_id: &str,
     now: Timestamp,
 ) -> StoreResult<Delivery> {
-    get(c, t, webhook_id)?.ok_or(StoreError::NotFound)?;
+    enabled(c, t, webhook_id)?;
     let (event_id, event_type, event_created_at): (String, String, i64) = c
         .prepare_cached(
             "SELECT event_id, event_type, event_created_at FROM webhook_deliveries WHERE id = ?1 AND webhook_id = ?2",
@@ -333,8 +335,23 @@ pub(crate) fn redeliver(
     delivery(c, &id)?.ok_or(StoreError::NotFound)
 }
 
+/// The subscription, which must exist for the tenant and be enabled (work queued for a
+/// disabled one would wait forever).
+fn enabled(c: &Connection, t: &Tenant, webhook_id: &str) -> StoreResult<Webhook> {
+    let hook = get(c, t, webhook_id)?.ok_or(StoreError::NotFound)?;
+    if !hook.enabled {
+        return Err(StoreError::Refused {
+            code: "webhook_disabled",
+            message:
+                "This webhook is disabled, so nothing would be sent; enable it with PATCH {\"enabled\": true} first."
+                    .into(),
+        });
+    }
+    Ok(hook)
+}
+
 pub(crate) fn ping(c: &Connection, t: &Tenant, webhook_id: &str, now: Timestamp) -> StoreResult<Delivery> {
-    get(c, t, webhook_id)?.ok_or(StoreError::NotFound)?;
+    enabled(c, t, webhook_id)?;
     let event_id = ids::new_id("evt");
     let payload = event_envelope(&event_id, PING, now, &serde_json::json!({ "webhook_id": webhook_id }));
     c.prepare_cached(

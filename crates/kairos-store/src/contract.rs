@@ -52,6 +52,8 @@ macro_rules! store_contract_tests {
             claims_keep_each_subscription_within_its_limit,
             failed_attempts_retry_when_due_then_fail,
             disabling_a_subscription_fails_what_waits_for_it,
+            nothing_is_queued_for_a_disabled_subscription,
+            subscriptions_to_one_endpoint_share_its_limit,
             redelivery_and_pings_queue_new_deliveries_of_one_tenant,
             a_rotated_secret_signs_beside_the_new_one_for_a_day,
             deleting_a_subscription_deletes_its_history,

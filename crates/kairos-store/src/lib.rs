@@ -36,6 +36,10 @@ pub enum StoreError {
     /// required field is absent rather than wrong.
     #[error("invalid {param}: {message}")]
     Invalid { param: String, message: String, missing: bool },
+    /// The request cannot be done in the object's present state (409); `code` is
+    /// machine-readable and `message` says what to do.
+    #[error("refused ({code}): {message}")]
+    Refused { code: &'static str, message: String },
     /// The database failed; the detail is for logs, never for clients.
     #[error("database error: {0}")]
     Backend(String),
@@ -172,10 +176,12 @@ pub trait Store: Send + Sync + 'static {
         filter: &DeliveryFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Delivery>>;
-    /// Queues the event of delivery `delivery_id` again, as a new delivery due now.
+    /// Queues the event of delivery `delivery_id` again, as a new delivery due now;
+    /// `Refused("webhook_disabled")` when the subscription is disabled.
     async fn redeliver(&self, t: &Tenant, webhook_id: &str, delivery_id: &str, now: Timestamp)
     -> StoreResult<Delivery>;
-    /// Records a `ping` event for one subscription and queues its delivery.
+    /// Records a `ping` event for one subscription and queues its delivery;
+    /// `Refused("webhook_disabled")` when the subscription is disabled.
     async fn ping_webhook(&self, t: &Tenant, webhook_id: &str, now: Timestamp) -> StoreResult<Delivery>;
 
     // The delivery worker's side: these span every tenant.
@@ -187,10 +193,15 @@ pub trait Store: Send + Sync + 'static {
     /// Records an attempt and what follows it; false (and the delivery left alone) when the
     /// claim had lapsed and been taken by another worker. The attempt is kept either way.
     async fn record_attempt(&self, record: &AttemptRecord, now: Timestamp) -> StoreResult<bool>;
+    /// The queue's state for metrics (it may read every waiting delivery: call it sparingly).
     async fn delivery_queue(&self, now: Timestamp) -> StoreResult<QueueStats>;
+    /// When the next scheduled attempt falls due after `now` (cheap).
+    async fn next_delivery_due(&self, now: Timestamp) -> StoreResult<Option<Timestamp>>;
     /// Deletes finished deliveries, delivered events and expired idempotency keys older than
     /// their retention.
     async fn sweep(&self, now: Timestamp, retention: jiff::SignedDuration) -> StoreResult<SweepReport>;
     /// Notified after a commit that recorded events, so the worker need not poll for them.
     fn events_recorded(&self) -> std::sync::Arc<tokio::sync::Notify>;
+    /// Notified after a commit that queued deliveries directly (pings, redeliveries).
+    fn deliveries_queued(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }

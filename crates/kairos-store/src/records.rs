@@ -217,9 +217,10 @@ pub struct DeliveryFilter {
 pub struct ClaimLimits {
     /// Deliveries in this claim at most.
     pub max: usize,
-    /// Attempts in flight per subscription at most, counting every worker's unexpired
-    /// claims, so that one slow receiver cannot take every worker.
-    pub per_webhook: usize,
+    /// Attempts in flight per endpoint (scheme, host and port; however many subscriptions
+    /// point there) at most, counting every worker's unexpired claims, so that one slow
+    /// receiver cannot take every worker.
+    pub per_endpoint: usize,
     /// How long the claim is the claimant's: past it, the attempt is presumed lost (its
     /// worker crashed) and another claim may take the delivery again.
     pub lease: jiff::SignedDuration,
@@ -253,17 +254,18 @@ pub struct AttemptRecord {
     pub next: kairos_core::webhook::Next,
 }
 
-/// The state of the delivery queue, for metrics and for the worker's sleep.
+/// The state of the delivery queue, for metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueStats {
     /// Events committed but not yet fanned out to subscriptions.
     pub undispatched_events: u64,
-    /// Deliveries waiting for an attempt (first or retry) to enabled subscriptions.
-    pub pending_deliveries: u64,
-    /// When the oldest event still waiting (undispatched or pending) was committed.
-    pub oldest_waiting: Option<Timestamp>,
-    /// When the next pending delivery becomes due (or its claim lapses).
-    pub next_due: Option<Timestamp>,
+    /// Deliveries due now and not claimed: work the workers have not caught up with.
+    pub due_deliveries: u64,
+    /// Deliveries waiting for a scheduled retry.
+    pub scheduled_retries: u64,
+    /// Since when the longest-waiting due work (an undispatched event, or a due, unclaimed
+    /// delivery) has been due: the age of the backlog, not of scheduled retries.
+    pub oldest_due: Option<Timestamp>,
 }
 
 /// What one fan-out did.

@@ -29,22 +29,6 @@ pub struct Config {
     pub background_clock: Clock,
 }
 
-impl Config {
-    /// The defaults, on a given database and address (tests start from this).
-    pub fn new(database_url: impl Into<String>, bind: impl Into<String>) -> Self {
-        let bind = bind.into();
-        Self {
-            database_url: database_url.into(),
-            public_url: format!("http://{bind}"),
-            bind,
-            sqlite_synchronous_full: false,
-            webhooks: DeliveryConfig::default(),
-            webhook_retention: DEFAULT_RETENTION,
-            background_clock: Clock::system(),
-        }
-    }
-}
-
 const DEFAULT_RETENTION: jiff::SignedDuration = jiff::SignedDuration::from_hours(7 * 24);
 
 /// Parses a duration such as `500ms`, `2s`, `1m`, `1h` or `7d` (a day is 24 hours here).
@@ -86,6 +70,20 @@ fn parse_count(name: &str, text: &str) -> anyhow::Result<usize> {
 }
 
 impl Config {
+    /// The defaults, on a given database and address (tests start from this).
+    pub fn new(database_url: impl Into<String>, bind: impl Into<String>) -> Self {
+        let bind = bind.into();
+        Self {
+            database_url: database_url.into(),
+            public_url: format!("http://{bind}"),
+            bind,
+            sqlite_synchronous_full: false,
+            webhooks: DeliveryConfig::default(),
+            webhook_retention: DEFAULT_RETENTION,
+            background_clock: Clock::system(),
+        }
+    }
+
     pub fn from_env() -> anyhow::Result<Self> {
         let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let bind = var("KAIROS_BIND").unwrap_or_else(|| "127.0.0.1:3001".to_string());
@@ -109,7 +107,7 @@ impl Config {
             webhooks.allow_private = parse_bool("KAIROS_ALLOW_PRIVATE_URLS", &text)?;
         }
         if let Some(text) = var("KAIROS_WEBHOOK_ENDPOINT_CONCURRENCY") {
-            webhooks.per_webhook = parse_count("KAIROS_WEBHOOK_ENDPOINT_CONCURRENCY", &text)?;
+            webhooks.per_endpoint = parse_count("KAIROS_WEBHOOK_ENDPOINT_CONCURRENCY", &text)?;
         }
         if let Some(text) = var("KAIROS_WEBHOOK_MAX_IN_FLIGHT") {
             webhooks.max_in_flight = parse_count("KAIROS_WEBHOOK_MAX_IN_FLIGHT", &text)?;

@@ -46,7 +46,17 @@ pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // One stop signal for the HTTP server and the background work: when `shutdown` resolves,
+    // the worker stops claiming at once instead of after the HTTP drain.
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(stop);
+    let forward = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        }
+    });
     let stop_signal = move || {
         let mut stopped = stopped.clone();
         async move {
@@ -72,8 +82,9 @@ pub async fn serve(
         }
     });
     let app = kairos_api::router(state);
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(listener, app).with_graceful_shutdown(stop_signal()).await;
     upkeep.abort();
+    forward.abort();
     let _ = stop.send(true);
     let _ = tokio::join!(worker, sweeper);
     served.context("the HTTP server failed")

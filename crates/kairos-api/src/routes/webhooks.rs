@@ -52,13 +52,19 @@ pub struct UpdateWebhook {
 }
 
 /// A subscription with its signing secret: returned only on creation and rotation.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct WebhookWithSecret {
     #[serde(flatten)]
     pub webhook: Webhook,
     /// `whsec_…`: verify deliveries with it. Shown only now.
     #[schema(example = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")]
     pub secret: String,
+}
+
+impl std::fmt::Debug for WebhookWithSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookWithSecret").field("webhook", &self.webhook).field("secret", &"whsec_…").finish()
+    }
 }
 
 impl WebhookWithSecret {
@@ -91,6 +97,7 @@ pub struct DeliveriesQuery {
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// `pending`, `succeeded` or `failed`.
+    #[param(value_type = Option<DeliveryStatus>)]
     pub status: Option<String>,
 }
 

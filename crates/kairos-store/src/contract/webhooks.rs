@@ -5,10 +5,12 @@ use kairos_core::webhook::{Attempt, DeliveryStatus, Next, Webhook, WebhookSecret
 
 use super::*;
 
+/// A subscription to `events` at an endpoint of its own.
 fn hook(events: &[&str], created_at: Timestamp) -> Webhook {
+    let id = ids::new_id("wh");
     Webhook {
-        id: ids::new_id("wh"),
-        url: "https://example.com/hook".into(),
+        url: format!("https://{id}.example.com/hook"),
+        id,
         events: events.iter().map(|e| e.to_string()).collect(),
         description: None,
         enabled: true,
@@ -19,8 +21,8 @@ fn hook(events: &[&str], created_at: Timestamp) -> Webhook {
     }
 }
 
-fn limits(per_webhook: usize) -> ClaimLimits {
-    ClaimLimits { max: 100, per_webhook, lease: SignedDuration::from_secs(30) }
+fn limits(per_endpoint: usize) -> ClaimLimits {
+    ClaimLimits { max: 100, per_endpoint, lease: SignedDuration::from_secs(30) }
 }
 
 fn attempt(at: Timestamp, status: Option<u16>) -> Attempt {
@@ -62,8 +64,8 @@ impl Events {
     }
 }
 
-async fn claim(store: &S, at: Timestamp, per_webhook: usize) -> Vec<ClaimedDelivery> {
-    store.claim_deliveries(at, &limits(per_webhook)).await.unwrap()
+async fn claim(store: &S, at: Timestamp, per_endpoint: usize) -> Vec<ClaimedDelivery> {
+    store.claim_deliveries(at, &limits(per_endpoint)).await.unwrap()
 }
 
 async fn deliveries(store: &S, t: &Tenant, hook: &Webhook) -> Vec<kairos_core::webhook::Delivery> {
@@ -98,7 +100,7 @@ pub async fn events_fan_out_once_to_the_subscriptions_that_want_them(store: S) {
         assert_eq!(d.payload, event.payload, "the exact envelope bytes");
         assert_eq!(d.event_type, "booking.created");
         assert_eq!(d.attempts_made, 0);
-        assert_eq!(d.url, "https://example.com/hook");
+        assert!(d.url.ends_with(".example.com/hook"));
         assert_eq!(d.secrets.len(), 1);
     }
     assert!(event.payload.contains(&booking.id));
@@ -155,7 +157,7 @@ pub async fn claims_keep_each_subscription_within_its_limit(store: S) {
     store.dispatch_events(now(), 100).await.unwrap();
     let claimed = claim(&store, now(), 2).await;
     let of = |c: &[ClaimedDelivery], h: &Webhook| c.iter().filter(|d| d.webhook_id == h.id).count();
-    assert_eq!((of(&claimed, &busy), of(&claimed, &quiet)), (2, 1), "a busy subscription does not crowd out others");
+    assert_eq!((of(&claimed, &busy), of(&claimed, &quiet)), (2, 1), "a busy endpoint does not crowd out others");
     assert!(claim(&store, now(), 2).await.is_empty(), "the busy one has 2 in flight already");
     let done = claimed.iter().find(|d| d.webhook_id == busy.id).unwrap();
     store.record_attempt(&record(done, Some(200), Next::Done(DeliveryStatus::Succeeded)), now()).await.unwrap();
@@ -175,7 +177,14 @@ pub async fn failed_attempts_retry_when_due_then_fail(store: S) {
     let listed = deliveries(&store, &acme.tenant, &h).await;
     assert_eq!((listed[0].status, listed[0].next_attempt_at), (DeliveryStatus::Pending, Some(retry_at)));
     let stats = store.delivery_queue(now()).await.unwrap();
-    assert_eq!((stats.pending_deliveries, stats.next_due), (1, Some(retry_at)));
+    assert_eq!(
+        (stats.due_deliveries, stats.scheduled_retries, stats.oldest_due),
+        (0, 1, None),
+        "a retry is not backlog"
+    );
+    assert_eq!(store.next_delivery_due(now()).await.unwrap(), Some(retry_at));
+    let later = store.delivery_queue(retry_at).await.unwrap();
+    assert_eq!((later.due_deliveries, later.oldest_due), (1, Some(retry_at)), "once due, it is");
     assert!(claim(&store, retry_at - SignedDuration::from_secs(1), 10).await.is_empty(), "not before it is due");
     let again = claim(&store, retry_at, 10).await.remove(0);
     assert_eq!(again.attempts_made, 1);
@@ -188,7 +197,9 @@ pub async fn failed_attempts_retry_when_due_then_fail(store: S) {
     assert_eq!(store.webhook_deliveries(&acme.tenant, &h.id, &failed, &page).await.unwrap().data.len(), 1);
     let ok = DeliveryFilter { status: Some(DeliveryStatus::Succeeded) };
     assert!(store.webhook_deliveries(&acme.tenant, &h.id, &ok, &page).await.unwrap().data.is_empty());
-    assert_eq!(store.delivery_queue(now()).await.unwrap().pending_deliveries, 0);
+    let stats = store.delivery_queue(now()).await.unwrap();
+    assert_eq!((stats.due_deliveries, stats.scheduled_retries), (0, 0));
+    assert_eq!(store.next_delivery_due(now()).await.unwrap(), None);
 }
 
 pub async fn disabling_a_subscription_fails_what_waits_for_it(store: S) {
@@ -210,6 +221,44 @@ pub async fn disabling_a_subscription_fails_what_waits_for_it(store: S) {
     });
     store.update_webhook(&acme.tenant, &h.id, on).await.unwrap();
     assert!(claim(&store, now(), 10).await.is_empty(), "re-enabling does not resend old events by itself");
+}
+
+pub async fn nothing_is_queued_for_a_disabled_subscription(store: S) {
+    let acme = Events::new(&store, "acme").await;
+    let h = hook(&["*"], now());
+    store.insert_webhook(&acme.tenant, &h).await.unwrap();
+    let ping = store.ping_webhook(&acme.tenant, &h.id, now()).await.unwrap();
+    let off: Edit<Webhook> = Box::new(|w| {
+        w.enabled = false;
+        Ok(())
+    });
+    store.update_webhook(&acme.tenant, &h.id, off).await.unwrap();
+    let refused = |r: StoreResult<kairos_core::webhook::Delivery>| {
+        matches!(r, Err(StoreError::Refused { code: "webhook_disabled", .. }))
+    };
+    assert!(refused(store.ping_webhook(&acme.tenant, &h.id, now()).await));
+    assert!(refused(store.redeliver(&acme.tenant, &h.id, &ping.id, now()).await));
+    assert_eq!(deliveries(&store, &acme.tenant, &h).await.len(), 1, "nothing new was written");
+}
+
+pub async fn subscriptions_to_one_endpoint_share_its_limit(store: S) {
+    let acme = Events::new(&store, "acme").await;
+    let mut first = hook(&["*"], now());
+    let mut second = hook(&["*"], now());
+    first.url = "https://slow.example.com/a".into();
+    second.url = "https://SLOW.example.com:443/b".into();
+    let elsewhere = hook(&["*"], now());
+    for h in [&first, &second, &elsewhere] {
+        store.insert_webhook(&acme.tenant, h).await.unwrap();
+    }
+    for _ in 0..3 {
+        acme.booking().await;
+    }
+    store.dispatch_events(now(), 100).await.unwrap();
+    let claimed = claim(&store, now(), 2).await;
+    let slow = claimed.iter().filter(|d| d.url.contains("slow")).count();
+    let other = claimed.iter().filter(|d| d.webhook_id == elsewhere.id).count();
+    assert_eq!((slow, other), (2, 2), "two subscriptions of one endpoint get 2 places between them");
 }
 
 pub async fn redelivery_and_pings_queue_new_deliveries_of_one_tenant(store: S) {
@@ -275,7 +324,7 @@ pub async fn deleting_a_subscription_deletes_its_history(store: S) {
     assert!(store.delete_webhook(&acme.tenant, &h.id).await.unwrap());
     let late = record(&d, Some(200), Next::Done(DeliveryStatus::Succeeded));
     assert!(!store.record_attempt(&late, now()).await.unwrap(), "an attempt for a deleted subscription is dropped");
-    assert_eq!(store.delivery_queue(now()).await.unwrap().pending_deliveries, 0);
+    assert_eq!(store.delivery_queue(now()).await.unwrap(), QueueStats::default());
 }
 
 pub async fn the_sweep_removes_only_old_finished_history(store: S) {

@@ -45,7 +45,7 @@ impl Recorder {
     }
 
     async fn wait_for(&self, what: &str, done: impl Fn(&[(String, Value)]) -> bool) -> Vec<(String, Value)> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(45);
         loop {
             let seen = self.seen();
             if done(&seen) {
@@ -63,8 +63,8 @@ fn kairos(db: &std::path::Path) -> Command {
         .env("KAIROS_BIND", "127.0.0.1:0")
         .env("KAIROS_LOG", "info")
         .env("KAIROS_ALLOW_PRIVATE_URLS", "true")
-        // The claim on an attempt lasts the timeout and 5 s: the hung attempt's claim lapses
-        // 8 s after it was made.
+        // The claim on an attempt lasts the timeout and 15 s: the hung attempt's claim lapses
+        // 18 s after it was made.
         .env("KAIROS_WEBHOOK_TIMEOUT", "3s")
         .env("KAIROS_WEBHOOK_RETRY_SCHEDULE", "100ms,100ms,100ms")
         .env("KAIROS_WEBHOOK_ENDPOINT_CONCURRENCY", "1");

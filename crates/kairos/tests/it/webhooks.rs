@@ -259,7 +259,9 @@ async fn without_the_private_url_allowance_http_loopback_link_local_and_metadata
         ("https://169.254.169.254/latest/meta-data", "private address"),
         ("https://[fd00:ec2::254]/", "private address"),
         ("https://10.1.2.3/x", "private address"),
-        ("https://localhost/x", "`localhost` resolves to"),
+        ("https://localhost/x", "`localhost` resolves to a private"),
+        ("https://[::ffff:0:7f00:1]/x", "private"),
+        ("https://user:secret@example.com/x", "must not carry credentials"),
     ];
     for (url, problem) in cases {
         let r = app.post("/v1/webhooks", json!({"url": url, "events": ["*"]})).await;
@@ -636,7 +638,7 @@ async fn the_test_endpoint_sends_a_ping_whatever_the_subscriptions_events() {
 #[tokio::test]
 async fn a_slow_receiver_gets_at_most_its_concurrency_and_does_not_hold_up_others() {
     let app = TestApp::start_with(|config| {
-        config.webhooks.per_webhook = 2;
+        config.webhooks.per_endpoint = 2;
         config.webhooks.max_in_flight = 8;
         config.webhooks.timeout = Duration::from_secs(5);
     })
