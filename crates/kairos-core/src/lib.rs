@@ -7,6 +7,7 @@
 
 pub mod availability;
 pub mod booking;
+pub mod calendar;
 pub mod describe;
 pub mod directory;
 pub mod interval;
