@@ -30,7 +30,7 @@ use utoipa_axum::routes;
 
 use error::ApiError;
 pub use kairos_store::Clock;
-use routes::{availability, bookings, businesses, health, users, webhooks};
+use routes::{availability, bookings, businesses, calendars, events, health, users, webhooks};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -40,18 +40,30 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     /// `KAIROS_ALLOW_PRIVATE_URLS`: webhook URLs may use http and private addresses.
     pub allow_private_urls: bool,
+    /// Fetches and reads ICS feeds (the background sync uses the same).
+    pub feeds: kairos_jobs::calendar_sync::FeedSync,
     openapi_json: Arc<String>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
+        // Building a rustls client fails only when the TLS backend cannot start at all.
+        let feeds = kairos_jobs::calendar_sync::FeedSync::new(store.clone(), clock.clone(), Default::default())
+            .unwrap_or_else(|e| panic!("the HTTP client for feeds could not be built: {e}"));
         Self {
             store,
             clock,
             prometheus: observability::prometheus(),
             allow_private_urls: false,
+            feeds,
             openapi_json: Arc::new(openapi_json()),
         }
+    }
+
+    /// Uses `feeds` (configured by the binary) for calendar feeds.
+    pub fn with_feeds(mut self, feeds: kairos_jobs::calendar_sync::FeedSync) -> Self {
+        self.feeds = feeds;
+        self
     }
 
     /// Lets webhook URLs use http and reach private addresses (development and tests).
@@ -78,6 +90,7 @@ impl AppState {
         (name = "availability", description = "Open slots and free/busy"),
         (name = "bookings", description = "Bookings in either request shape"),
         (name = "webhooks", description = "Signed, retried event deliveries to your endpoints"),
+        (name = "calendars", description = "Calendar feeds, their busy time, and their events"),
         (name = "system", description = "Health, readiness and metrics"),
     )
 )]
@@ -116,6 +129,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::deliveries))
         .routes(routes!(webhooks::redeliver))
         .routes(routes!(webhooks::test))
+        .routes(routes!(calendars::connect_ics))
+        .routes(routes!(calendars::list))
+        .routes(routes!(calendars::select))
+        .routes(routes!(calendars::sync))
+        .routes(routes!(calendars::disconnect))
+        .routes(routes!(events::list))
 }
 
 /// The routes anyone may call.

@@ -2,6 +2,7 @@
 //! the retention sweep, and the outgoing HTTP client that refuses private addresses.
 #![forbid(unsafe_code)]
 
+pub mod calendar_sync;
 pub mod delivery;
 pub mod egress;
 pub mod sweep;

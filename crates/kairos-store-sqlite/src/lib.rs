@@ -13,6 +13,7 @@
 
 mod bookings;
 mod cache;
+mod calendars;
 mod db;
 mod directory;
 mod idempotency;
@@ -58,6 +59,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../migrations/0001_core.sql")),
         M::up(include_str!("../migrations/0002_webhooks.sql")),
+        M::up(include_str!("../migrations/0003_calendars.sql")),
     ])
 }
 
@@ -557,6 +559,81 @@ impl Store for SqliteStore {
                 return Ok(total);
             }
         }
+    }
+
+    async fn insert_calendar_connection(
+        &self,
+        t: &Tenant,
+        connection: &CalendarConnection,
+        calendar: &CalendarRecord,
+        source: &str,
+        busy: &[Interval],
+    ) -> StoreResult<()> {
+        let (t, conn, cal, source, busy) =
+            (t.clone(), connection.clone(), calendar.clone(), source.to_string(), busy.to_vec());
+        self.write(move |c| {
+            calendars::insert(c, &t, &conn, &cal, &source, &busy)
+                .map(|()| ((), vec![CacheKey::User(cal.user_id.clone())]))
+        })
+        .await
+    }
+
+    async fn calendar_connections(&self, t: &Tenant, user_id: Option<&str>) -> StoreResult<Vec<CalendarConnection>> {
+        let (t, user) = (t.clone(), user_id.map(str::to_string));
+        self.read(move |c| calendars::connections(c, &t, user.as_deref())).await
+    }
+
+    async fn calendars(&self, t: &Tenant, user_id: Option<&str>) -> StoreResult<Vec<CalendarRecord>> {
+        let (t, user) = (t.clone(), user_id.map(str::to_string));
+        self.read(move |c| calendars::calendars(c, &t, user.as_deref())).await
+    }
+
+    async fn calendar_sources(&self, t: &Tenant, user_id: &str) -> StoreResult<Vec<(CalendarRecord, String)>> {
+        let (t, user) = (t.clone(), user_id.to_string());
+        self.read(move |c| calendars::sources(c, &t, &user)).await
+    }
+
+    async fn select_calendar(
+        &self,
+        t: &Tenant,
+        id: &str,
+        selected: bool,
+        now: Timestamp,
+    ) -> StoreResult<CalendarRecord> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.write(move |c| {
+            calendars::select(c, &t, &id, selected, now).map(|cal| {
+                let stale = vec![CacheKey::User(cal.user_id.clone())];
+                (cal, stale)
+            })
+        })
+        .await
+    }
+
+    async fn record_calendar_sync(&self, t: &Tenant, record: &SyncRecord) -> StoreResult<()> {
+        let (t, record) = (t.clone(), record.clone());
+        self.write(move |c| {
+            calendars::record(c, &t, &record).map(|user| ((), user.into_iter().map(CacheKey::User).collect()))
+        })
+        .await
+    }
+
+    async fn delete_calendar_connections(
+        &self,
+        t: &Tenant,
+        user_id: Option<&str>,
+        provider: &str,
+    ) -> StoreResult<usize> {
+        let (t, user, provider) = (t.clone(), user_id.map(str::to_string), provider.to_string());
+        self.write(move |c| {
+            calendars::delete(c, &t, user.as_deref(), &provider)
+                .map(|(n, users)| (n, users.into_iter().map(CacheKey::User).collect()))
+        })
+        .await
+    }
+
+    async fn due_calendar_syncs(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(Tenant, CalendarConnection)>> {
+        self.read(move |c| calendars::due(c, now, limit)).await
     }
 
     fn events_recorded(&self) -> Arc<tokio::sync::Notify> {

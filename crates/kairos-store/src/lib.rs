@@ -200,6 +200,46 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes finished deliveries, delivered events and expired idempotency keys older than
     /// their retention.
     async fn sweep(&self, now: Timestamp, retention: jiff::SignedDuration) -> StoreResult<SweepReport>;
+    // Calendars.
+    /// Stores a new connection with its calendar, the calendar's text and its busy time, in
+    /// one transaction; `Conflict("url")` when the user already has this feed.
+    async fn insert_calendar_connection(
+        &self,
+        t: &Tenant,
+        connection: &CalendarConnection,
+        calendar: &CalendarRecord,
+        source: &str,
+        busy: &[Interval],
+    ) -> StoreResult<()>;
+    /// Connections, of one user or of the whole tenant.
+    async fn calendar_connections(&self, t: &Tenant, user_id: Option<&str>) -> StoreResult<Vec<CalendarConnection>>;
+    /// Calendars, of one user or of the whole tenant, oldest first.
+    async fn calendars(&self, t: &Tenant, user_id: Option<&str>) -> StoreResult<Vec<CalendarRecord>>;
+    /// A user's calendars with their text, for the events API.
+    async fn calendar_sources(&self, t: &Tenant, user_id: &str) -> StoreResult<Vec<(CalendarRecord, String)>>;
+    /// Selects or deselects a calendar. Deselecting removes its busy time at once; selecting
+    /// makes its connection due for a sync (which writes the busy time).
+    async fn select_calendar(
+        &self,
+        t: &Tenant,
+        id: &str,
+        selected: bool,
+        now: Timestamp,
+    ) -> StoreResult<CalendarRecord>;
+    /// Records a sync: status, validators, and on new content the calendar's text and (when
+    /// selected) its busy time, replaced in one transaction.
+    async fn record_calendar_sync(&self, t: &Tenant, record: &SyncRecord) -> StoreResult<()>;
+    /// Deletes a user's (or every) connection of `provider`, with their calendars and busy
+    /// time; returns how many.
+    async fn delete_calendar_connections(
+        &self,
+        t: &Tenant,
+        user_id: Option<&str>,
+        provider: &str,
+    ) -> StoreResult<usize>;
+    /// Connections due for a background sync, across tenants, the longest due first.
+    async fn due_calendar_syncs(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(Tenant, CalendarConnection)>>;
+
     /// Notified after a commit that recorded events, so the worker need not poll for them.
     fn events_recorded(&self) -> std::sync::Arc<tokio::sync::Notify>;
     /// Notified after a commit that queued deliveries directly (pings, redeliveries).

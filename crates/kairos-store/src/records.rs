@@ -284,3 +284,68 @@ pub struct SweepReport {
     pub events: u64,
     pub idempotency_keys: u64,
 }
+
+/// A connection to a source of calendars for one user: an ICS feed now (Google, Microsoft and
+/// CalDAV accounts later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarConnection {
+    pub id: String,
+    pub user_id: String,
+    /// `ics`.
+    pub provider: String,
+    pub url: String,
+    /// `active`, or `error` when the last sync failed (`last_error` says why).
+    pub status: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub last_sync: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub next_sync_at: Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One calendar of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarRecord {
+    pub id: String,
+    pub connection_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub provider: String,
+    pub primary: bool,
+    /// Only selected calendars hold their user's time.
+    pub selected: bool,
+    /// Events in the calendar as last synced (series count once).
+    pub event_count: u32,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// What one sync of a connection found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncOutcome {
+    /// New content: the calendar text, its validators, and the busy time it yields (written
+    /// only while the calendar is selected).
+    Changed {
+        source: String,
+        name: Option<String>,
+        etag: Option<String>,
+        last_modified: Option<String>,
+        events: u32,
+        busy: Vec<Interval>,
+    },
+    /// The server answered 304 Not Modified.
+    Unchanged,
+    /// The fetch or the parse failed; what was synced before stays.
+    Failed(String),
+}
+
+/// A finished sync, to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRecord {
+    pub connection_id: String,
+    pub at: Timestamp,
+    pub next_sync_at: Timestamp,
+    pub outcome: SyncOutcome,
+}

@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use kairos_core::webhook::RetrySchedule;
 use kairos_jobs::DeliveryConfig;
+use kairos_jobs::calendar_sync::SyncConfig;
 use kairos_store::Clock;
 
 /// Everything `kairos serve` needs to know.
@@ -24,6 +25,9 @@ pub struct Config {
     pub webhooks: DeliveryConfig,
     /// `KAIROS_WEBHOOK_RETENTION`, default 7 days: how long delivery history is kept.
     pub webhook_retention: jiff::SignedDuration,
+    /// Calendar feeds: `KAIROS_CALENDAR_SYNC_INTERVAL` (15m), `KAIROS_TENTATIVE_IS_BUSY`
+    /// (true), and `KAIROS_ALLOW_PRIVATE_URLS`.
+    pub calendars: SyncConfig,
     /// The clock background work (delivery, retries, sweeps) runs on: the system clock.
     /// Tests that fix the API's clock run this one from the same instant.
     pub background_clock: Clock,
@@ -80,6 +84,7 @@ impl Config {
             sqlite_synchronous_full: false,
             webhooks: DeliveryConfig::default(),
             webhook_retention: DEFAULT_RETENTION,
+            calendars: SyncConfig::default(),
             background_clock: Clock::system(),
         }
     }
@@ -116,9 +121,21 @@ impl Config {
             Some(text) => jiff::SignedDuration::try_from(parse_duration("KAIROS_WEBHOOK_RETENTION", &text)?)?,
             None => DEFAULT_RETENTION,
         };
+        let mut calendars = SyncConfig { allow_private: webhooks.allow_private, ..SyncConfig::default() };
+        if let Some(text) = var("KAIROS_CALENDAR_SYNC_INTERVAL") {
+            calendars.every = parse_duration("KAIROS_CALENDAR_SYNC_INTERVAL", &text)?;
+            anyhow::ensure!(
+                calendars.every >= Duration::from_secs(1),
+                "KAIROS_CALENDAR_SYNC_INTERVAL must be at least 1s"
+            );
+        }
+        if let Some(text) = var("KAIROS_TENTATIVE_IS_BUSY") {
+            calendars.tentative_is_busy = parse_bool("KAIROS_TENTATIVE_IS_BUSY", &text)?;
+        }
         Ok(Self {
             webhooks,
             webhook_retention,
+            calendars,
             background_clock: Clock::system(),
             database_url: var("KAIROS_DATABASE_URL").unwrap_or_else(|| "sqlite://kairos.db".to_string()),
             public_url: var("KAIROS_PUBLIC_URL")

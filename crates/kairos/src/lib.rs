@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use kairos_api::{AppState, Clock};
 use kairos_jobs::DeliveryWorker;
+use kairos_jobs::calendar_sync::FeedSync;
 use kairos_store::Store;
 use kairos_store_sqlite::{SqliteOptions, SqliteStore};
 use tokio::net::TcpListener;
@@ -72,7 +73,10 @@ pub async fn serve(
         config.webhook_retention,
         stop_signal(),
     ));
-    let state = AppState::new(store, clock).allowing_private_urls(config.webhooks.allow_private);
+    let feeds = FeedSync::new(store.clone(), config.background_clock.clone(), config.calendars.clone())
+        .context("could not build the calendar HTTP client")?;
+    let syncer = tokio::spawn(feeds.clone().run(stop_signal()));
+    let state = AppState::new(store, clock).allowing_private_urls(config.webhooks.allow_private).with_feeds(feeds);
     let prometheus = state.prometheus.clone();
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
@@ -86,7 +90,7 @@ pub async fn serve(
     upkeep.abort();
     forward.abort();
     let _ = stop.send(true);
-    let _ = tokio::join!(worker, sweeper);
+    let _ = tokio::join!(worker, sweeper, syncer);
     served.context("the HTTP server failed")
 }
 

@@ -5,6 +5,8 @@
 pub mod availability;
 pub mod bookings;
 pub mod businesses;
+pub mod calendars;
+pub mod events;
 pub mod health;
 pub mod users;
 pub mod webhooks;
@@ -15,4 +17,5 @@ pub const BUSINESSES: &str = "businesses";
 pub const AVAILABILITY: &str = "availability";
 pub const BOOKINGS: &str = "bookings";
 pub const WEBHOOKS: &str = "webhooks";
+pub const CALENDARS: &str = "calendars";
 pub const SYSTEM: &str = "system";

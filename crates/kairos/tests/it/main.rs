@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation should fail the test loudly
 
 mod bookings;
+mod calendars;
 mod cli;
 mod crash;
 mod readme;

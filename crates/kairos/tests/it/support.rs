@@ -46,6 +46,7 @@ impl TestApp {
         let db_path = dir.path().join("kairos.db");
         let mut config = Config::new(format!("sqlite://{}", db_path.display()), "127.0.0.1:0");
         config.webhooks.allow_private = true;
+        config.calendars.allow_private = true;
         config.background_clock = Clock::running_from(NOW.parse().unwrap());
         config.webhooks.retry =
             kairos_core::webhook::RetrySchedule::new(vec![jiff::SignedDuration::from_millis(200); 3]).unwrap();

@@ -1,0 +1,200 @@
+//! ICS feed sync: fetch with a conditional GET (ETag / Last-Modified), read the feed with the
+//! calendar core, turn its events into the user's busy time, record the result; and the
+//! background loop that syncs every connection when it falls due.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use kairos_core::calendar::{BusyRules, Calendar, busy_intervals};
+use kairos_core::{Interval, User};
+use kairos_store::{CalendarConnection, Clock, Store, StoreError, SyncOutcome, SyncRecord, Tenant};
+
+use crate::egress;
+
+/// Busy time is kept from a day ago to this far ahead (re-derived at every sync).
+pub const HORIZON: SignedDuration = SignedDuration::from_hours(180 * 24);
+/// The largest feed read.
+const MAX_FEED_BYTES: usize = 20 * 1024 * 1024;
+
+/// How feeds are synced.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// Between background syncs of one connection (`KAIROS_CALENDAR_SYNC_INTERVAL`, 15 min).
+    pub every: Duration,
+    /// Lets feed URLs use http and private addresses (`KAIROS_ALLOW_PRIVATE_URLS`).
+    pub allow_private: bool,
+    /// Whether tentative events hold time (`KAIROS_TENTATIVE_IS_BUSY`, default true).
+    pub tentative_is_busy: bool,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self { every: Duration::from_secs(15 * 60), allow_private: false, tentative_is_busy: true }
+    }
+}
+
+/// A fetched feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    Changed { text: String, etag: Option<String>, last_modified: Option<String> },
+    Unchanged,
+}
+
+/// `webcal://` is how calendar apps spell an https feed.
+pub fn normalise_feed_url(url: &str) -> String {
+    match url.trim().strip_prefix("webcal://") {
+        Some(rest) => format!("https://{rest}"),
+        None => url.trim().to_string(),
+    }
+}
+
+/// The feed syncer.
+#[derive(Clone)]
+pub struct FeedSync {
+    store: Arc<dyn Store>,
+    clock: Clock,
+    client: reqwest::Client,
+    config: SyncConfig,
+}
+
+impl FeedSync {
+    pub fn new(store: Arc<dyn Store>, clock: Clock, config: SyncConfig) -> reqwest::Result<Self> {
+        let client = egress::client(Duration::from_secs(30), config.allow_private)?;
+        Ok(Self { store, clock, client, config })
+    }
+
+    pub fn config(&self) -> &SyncConfig {
+        &self.config
+    }
+
+    /// GETs a feed, conditionally when validators are known. The error says what failed in
+    /// words an API user can act on.
+    pub async fn fetch(&self, url: &str, etag: Option<&str>, last_modified: Option<&str>) -> Result<Fetched, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("the URL is not valid ({e})"))?;
+        egress::check_target(&parsed, self.config.allow_private).map_err(|e| e.to_string())?;
+        let mut request = self.client.get(parsed).header("accept", "text/calendar, */*;q=0.5");
+        if let Some(etag) = etag {
+            request = request.header("if-none-match", etag);
+        }
+        if let Some(lm) = last_modified {
+            request = request.header("if-modified-since", lm);
+        }
+        let mut response = request.send().await.map_err(|e| describe(&e))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_MODIFIED {
+            return Ok(Fetched::Unchanged);
+        }
+        if !status.is_success() {
+            return Err(format!("the feed's server answered {status}"));
+        }
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let (etag, last_modified) = (header("etag"), header("last-modified"));
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_FEED_BYTES {
+                return Err(format!("the feed is larger than {} MiB", MAX_FEED_BYTES / 1024 / 1024));
+            }
+        }
+        let text = String::from_utf8(body).map_err(|_| "the feed is not UTF-8 text".to_string())?;
+        Ok(Fetched::Changed { text, etag, last_modified })
+    }
+
+    /// Reads a feed for `user`: its name, its events and the busy time they hold.
+    pub fn digest(
+        &self,
+        text: &str,
+        user: &User,
+        now: Timestamp,
+    ) -> Result<(Option<String>, u32, Vec<Interval>), String> {
+        let calendar = Calendar::parse(text).map_err(|e| format!("the feed is not iCalendar: {e}"))?;
+        for skipped in &calendar.skipped {
+            tracing::warn!(uid = ?skipped.uid, line = skipped.line, reason = %skipped.reason, "skipped an event of a feed");
+        }
+        let from = now.saturating_sub(SignedDuration::from_hours(24)).unwrap_or(now);
+        let to = now.saturating_add(HORIZON).unwrap_or(now);
+        let window = Interval::new(from, to).map_err(|e| e.to_string())?;
+        let rules = BusyRules { email: Some(&user.email), tentative_is_busy: self.config.tentative_is_busy };
+        let busy = busy_intervals(&calendar, window, user.schedule.timezone.tz(), &rules);
+        let events =
+            u32::try_from(calendar.events.iter().filter(|e| e.recurrence_id.is_none()).count()).unwrap_or(u32::MAX);
+        Ok((calendar.name, events, busy))
+    }
+
+    /// Syncs one connection and records the result; returns it.
+    pub async fn sync(&self, t: &Tenant, conn: &CalendarConnection) -> Result<SyncOutcome, StoreError> {
+        let now = self.clock.now();
+        let outcome = match self.store.user(t, &conn.user_id).await? {
+            None => SyncOutcome::Failed("the connection's user no longer exists".into()),
+            Some(user) => match self.fetch(&conn.url, conn.etag.as_deref(), conn.last_modified.as_deref()).await {
+                Ok(Fetched::Unchanged) => SyncOutcome::Unchanged,
+                Ok(Fetched::Changed { text, etag, last_modified }) => match self.digest(&text, &user, now) {
+                    Ok((name, events, busy)) => {
+                        SyncOutcome::Changed { source: text, name, etag, last_modified, events, busy }
+                    }
+                    Err(why) => SyncOutcome::Failed(why),
+                },
+                Err(why) => SyncOutcome::Failed(why),
+            },
+        };
+        let every = SignedDuration::try_from(self.config.every).unwrap_or(SignedDuration::from_mins(15));
+        let record = SyncRecord {
+            connection_id: conn.id.clone(),
+            at: now,
+            next_sync_at: now.saturating_add(every).unwrap_or(now),
+            outcome: outcome.clone(),
+        };
+        self.store.record_calendar_sync(t, &record).await?;
+        metrics::counter!("kairos_calendar_syncs_total", "outcome" => match &outcome {
+            SyncOutcome::Changed { .. } => "changed",
+            SyncOutcome::Unchanged => "unchanged",
+            SyncOutcome::Failed(_) => "failed",
+        })
+        .increment(1);
+        Ok(outcome)
+    }
+
+    /// Syncs connections as they fall due until `shutdown`.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                _ = tick.tick() => {}
+            }
+            let due = match self.store.due_calendar_syncs(self.clock.now(), 16).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading due calendar syncs failed");
+                    continue;
+                }
+            };
+            for (t, conn) in due {
+                if let Err(e) = self.sync(&t, &conn).await {
+                    tracing::error!(connection = %conn.id, error = %e, "recording a calendar sync failed");
+                }
+            }
+        }
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(refusal) = err.downcast_ref::<egress::UrlRefusal>() {
+            return refusal.to_string();
+        }
+        source = err.source();
+    }
+    if e.is_timeout() {
+        "the feed's server did not answer within 30 s".into()
+    } else if e.is_connect() {
+        "the feed's server could not be reached".into()
+    } else {
+        format!("fetching the feed failed: {e}")
+    }
+}
