@@ -184,6 +184,21 @@ mod tests {
     }
 
     #[test]
+    fn dst_days_name_the_offset_in_force_at_each_instant() {
+        let ny = Zone::parse("America/New_York").unwrap();
+        // 2027-03-14: 1:30 AM is still EST; an hour later it is 3:30 AM EDT.
+        assert_eq!(describe(ts("2027-03-14T06:30:00Z"), &ny), "Sunday, March 14 at 1:30 AM EST");
+        assert_eq!(describe(ts("2027-03-14T07:30:00Z"), &ny), "Sunday, March 14 at 3:30 AM EDT");
+        // 2027-11-07: 1:30 AM happens twice, first EDT then EST.
+        assert_eq!(describe(ts("2027-11-07T05:30:00Z"), &ny), "Sunday, November 7 at 1:30 AM EDT");
+        assert_eq!(describe(ts("2027-11-07T06:30:00Z"), &ny), "Sunday, November 7 at 1:30 AM EST");
+        let lord_howe = Zone::parse("Australia/Lord_Howe").unwrap();
+        // Lord Howe moves by 30 minutes: 2:00 AM standard (+10:30) becomes 2:30 AM (+11:00).
+        assert_eq!(rfc3339_in(ts("2027-10-02T15:29:00Z"), &lord_howe), "2027-10-03T01:59:00+10:30");
+        assert_eq!(rfc3339_in(ts("2027-10-02T15:30:00Z"), &lord_howe), "2027-10-03T02:30:00+11:00");
+    }
+
+    #[test]
     fn half_hour_and_numeric_zones_get_a_readable_label() {
         let kolkata = Zone::parse("Asia/Kolkata").unwrap();
         assert_eq!(describe(ts("2026-05-01T03:30:00Z"), &kolkata), "Friday, May 1 at 9:00 AM IST");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use kairos_core::calendar::{BusyRules, Calendar, busy_intervals};
+use kairos_core::calendar::{BusyRules, Calendar, Skipped, busy_intervals};
 use kairos_core::{Interval, User};
 use kairos_store::{CalendarConnection, Clock, Store, StoreError, SyncOutcome, SyncRecord, Tenant};
 
@@ -40,6 +40,18 @@ impl Default for SyncConfig {
 pub enum Fetched {
     Changed { text: String, etag: Option<String>, last_modified: Option<String> },
     Unchanged,
+}
+
+/// What a feed holds for one user.
+#[derive(Debug, Clone)]
+pub struct Digest {
+    /// X-WR-CALNAME.
+    pub name: Option<String>,
+    /// Events (a series counts once).
+    pub events: u32,
+    pub busy: Vec<Interval>,
+    /// Events that could not be read, and why.
+    pub skipped: Vec<Skipped>,
 }
 
 /// `webcal://` is how calendar apps spell an https feed.
@@ -102,13 +114,9 @@ impl FeedSync {
         Ok(Fetched::Changed { text, etag, last_modified })
     }
 
-    /// Reads a feed for `user`: its name, its events and the busy time they hold.
-    pub fn digest(
-        &self,
-        text: &str,
-        user: &User,
-        now: Timestamp,
-    ) -> Result<(Option<String>, u32, Vec<Interval>), String> {
+    /// Reads a feed for `user`: its name, its events, the busy time they hold and the events
+    /// it had to skip.
+    pub fn digest(&self, text: &str, user: &User, now: Timestamp) -> Result<Digest, String> {
         let calendar = Calendar::parse(text).map_err(|e| format!("the feed is not iCalendar: {e}"))?;
         for skipped in &calendar.skipped {
             tracing::warn!(uid = ?skipped.uid, line = skipped.line, reason = %skipped.reason, "skipped an event of a feed");
@@ -120,7 +128,7 @@ impl FeedSync {
         let busy = busy_intervals(&calendar, window, user.schedule.timezone.tz(), &rules);
         let events =
             u32::try_from(calendar.events.iter().filter(|e| e.recurrence_id.is_none()).count()).unwrap_or(u32::MAX);
-        Ok((calendar.name, events, busy))
+        Ok(Digest { name: calendar.name, events, busy, skipped: calendar.skipped })
     }
 
     /// Syncs one connection and records the result; returns it.
@@ -131,7 +139,7 @@ impl FeedSync {
             Some(user) => match self.fetch(&conn.url, conn.etag.as_deref(), conn.last_modified.as_deref()).await {
                 Ok(Fetched::Unchanged) => SyncOutcome::Unchanged,
                 Ok(Fetched::Changed { text, etag, last_modified }) => match self.digest(&text, &user, now) {
-                    Ok((name, events, busy)) => {
+                    Ok(Digest { name, events, busy, .. }) => {
                         SyncOutcome::Changed { source: text, name, etag, last_modified, events, busy }
                     }
                     Err(why) => SyncOutcome::Failed(why),

@@ -91,6 +91,17 @@ pub struct ConnectIcs {
 pub struct Connected {
     pub connection: ConnectionView,
     pub calendars: Vec<CalendarView>,
+    /// Events of the feed that could not be read (the rest count).
+    pub skipped_events: Vec<SkippedEvent>,
+}
+
+/// An event a feed got wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SkippedEvent {
+    pub uid: Option<String>,
+    /// Where it begins in the feed.
+    pub line: usize,
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -181,7 +192,8 @@ pub async fn connect_ics(
         return Err(unusable("the server answered 304 to an unconditional request".into()));
     };
     let now = state.clock.now();
-    let (name, events, busy) = feeds.digest(&text, &user, now).map_err(unusable)?;
+    let digest = feeds.digest(&text, &user, now).map_err(unusable)?;
+    let (name, events, busy) = (digest.name, digest.events, digest.busy);
     let every = jiff::SignedDuration::try_from(feeds.config().every).unwrap_or(jiff::SignedDuration::from_mins(15));
     let connection = CalendarConnection {
         id: ids::new_id("conn"),
@@ -217,7 +229,12 @@ pub async fn connect_ics(
         .with_param("url"),
         other => other.into(),
     })?;
-    Ok((StatusCode::CREATED, Json(Connected { connection: connection.into(), calendars: vec![calendar.into()] })))
+    let skipped_events =
+        digest.skipped.into_iter().map(|s| SkippedEvent { uid: s.uid, line: s.line, reason: s.reason }).collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(Connected { connection: connection.into(), calendars: vec![calendar.into()], skipped_events }),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/calendars", tag = super::CALENDARS, params(UserQuery),

@@ -85,6 +85,9 @@ async fn a_connected_feed_holds_busy_time_and_lists_expanded_events() {
     assert_eq!(connected["connection"]["provider"], "ics");
     assert_eq!(connected["calendars"][0]["name"], "Alice at work");
     assert_eq!(connected["calendars"][0]["selected"], true);
+    let skipped = &connected["skipped_events"];
+    assert_eq!(skipped.as_array().unwrap().len(), 1, "{skipped}");
+    assert!(skipped[0]["reason"].as_str().unwrap().contains("UID"), "the event without a UID is reported: {skipped}");
 
     // Tuesday 2030-01-01 10:00–10:30 New York (15:00Z) is the stand-up.
     let open = slots(&app, "2030-01-01T14:00:00Z", "2030-01-01T16:00:00Z").await;
