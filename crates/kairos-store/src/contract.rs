@@ -15,7 +15,9 @@ use kairos_core::{Booking, BookingStatus, Business, Interval, Unavailable, User,
 
 use crate::*;
 
+mod calendars;
 mod webhooks;
+pub use calendars::*;
 pub use webhooks::*;
 
 /// Expands to the whole contract suite for a backend. `$make` is an async expression that
@@ -59,6 +61,8 @@ macro_rules! store_contract_tests {
             deleting_a_subscription_deletes_its_history,
             the_sweep_removes_only_old_finished_history,
             expired_idempotency_keys_are_swept,
+            a_connected_calendar_holds_time_until_deselected_or_disconnected,
+            a_sync_replaces_busy_time_and_records_its_outcome,
         );
     };
     (@cases $make:expr; $($name:ident),* $(,)?) => {
