@@ -563,3 +563,38 @@ fn read_event(c: &Component, zones: &Zones, default_zone: Option<&TimeZone>) -> 
         line: c.line,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(a: &str, b: &str) -> Interval {
+        Interval::new(a.parse().unwrap(), b.parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn floating_times_follow_x_wr_timezone_when_the_feed_names_one() {
+        let text = "BEGIN:VCALENDAR\r\nX-WR-TIMEZONE:Europe/Berlin\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTART:20300102T090000\r\nDTEND:20300102T100000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let cal = Calendar::parse(text).unwrap();
+        let got = cal.instances(window("2030-01-01T00:00:00Z", "2030-01-03T00:00:00Z"), &TimeZone::UTC);
+        assert_eq!(got[0].start, InstanceTime::Instant("2030-01-02T08:00:00Z".parse().unwrap()));
+        // Without it, a floating time is read in the reader's zone.
+        let plain = Calendar::parse(&text.replace("X-WR-TIMEZONE:Europe/Berlin\r\n", "")).unwrap();
+        let tokyo = crate::Zone::parse("Asia/Tokyo").unwrap().tz().clone();
+        let got = plain.instances(window("2030-01-01T00:00:00Z", "2030-01-03T00:00:00Z"), &tokyo);
+        assert_eq!(got[0].start.instant(&tokyo), "2030-01-02T00:00:00Z".parse::<Timestamp>().unwrap());
+    }
+
+    #[test]
+    fn a_bad_event_is_skipped_and_reported_and_the_rest_counts() {
+        let text = "BEGIN:VCALENDAR\r\n\
+BEGIN:VEVENT\r\nUID:bad-zone\r\nDTSTART;TZID=Mars/Base:20300102T090000\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:bad-rule\r\nDTSTART:20300102T090000Z\r\nRRULE:FREQ=SOMETIMES\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:good\r\nDTSTART:20300102T090000Z\r\nDURATION:PT1H\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let cal = Calendar::parse(text).unwrap();
+        assert_eq!(cal.events.iter().map(|e| e.uid.as_str()).collect::<Vec<_>>(), ["good"]);
+        let reasons: Vec<&str> = cal.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert!(reasons[0].contains("Mars/Base") && reasons[1].contains("RRULE"), "{reasons:?}");
+        assert_eq!(cal.skipped[0].uid.as_deref(), Some("bad-zone"));
+    }
+}
