@@ -29,12 +29,15 @@ fn bench(c: &mut Criterion) {
     let new = Calendar::parse(&feed(&[("new".into(), "20291231T090000", "FREQ=DAILY")])).unwrap();
     assert_eq!(old.instances(week, &TimeZone::UTC).len(), 7);
     c.bench_function("daily_from_1990_one_week_in_2030", |b| b.iter(|| black_box(old.instances(week, &TimeZone::UTC))));
-    c.bench_function("daily_from_last_week_one_week_in_2030", |b| b.iter(|| black_box(new.instances(week, &TimeZone::UTC))));
+    c.bench_function("daily_from_last_week_one_week_in_2030", |b| {
+        b.iter(|| black_box(new.instances(week, &TimeZone::UTC)))
+    });
 
     let series: Vec<(String, &str, &str)> =
         (0..50).map(|i| (format!("s{i}"), "20250106T090000", "FREQ=WEEKLY;BYDAY=MO,WE,FR")).collect();
     let busy = Calendar::parse(&feed(&series)).unwrap();
-    let window = Interval::new("2030-01-01T00:00:00Z".parse().unwrap(), "2030-03-04T00:00:00Z".parse().unwrap()).unwrap();
+    let window =
+        Interval::new("2030-01-01T00:00:00Z".parse().unwrap(), "2030-03-04T00:00:00Z".parse().unwrap()).unwrap();
     c.bench_function("50_weekly_series_62_days", |b| b.iter(|| black_box(busy.instances(window, &TimeZone::UTC))));
     let text = feed(&series);
     c.bench_function("parse_50_series", |b| b.iter(|| black_box(Calendar::parse(&text).unwrap())));

@@ -289,6 +289,12 @@ impl RRule {
     /// Differences from python-dateutil, where dateutil contradicts the RFC:
     /// * plain and ordinal BYDAY values are a union (`BYDAY=MO,1TU`: every Monday and the first
     ///   Tuesday); dateutil requires a day to satisfy both.
+    /// * BYWEEKNO numbers every day in its own week-numbering year (week 1 is the first week,
+    ///   starting on WKST, with four days in the year; ISO 8601 for WKST=MO), positive and
+    ///   negative numbers alike, so a period (calendar year) can include days of week 1 of the
+    ///   next year or of the last week of the previous one. dateutil miscounts the previous
+    ///   year's weeks for some years (1994-01-01 as "week 53 of 1993") and ignores negative
+    ///   numbers of the adjacent week-numbering year.
     /// * a rule that [`RRule::validate`] rejects yields nothing (dateutil ignores BYDAY ordinals
     ///   outside MONTHLY/YEARLY and accepts the other forbidden combinations).
     ///
@@ -300,7 +306,8 @@ impl RRule {
     /// YEARLY, 4,800 MONTHLY, 20,871 WEEKLY or 146,097 DAILY periods, after which the pattern
     /// would only repeat. Sub-daily rules end after 400 years or 1,000,000 skip steps without an
     /// instance; sub-daily rules whose INTERVAL can never land on the BYHOUR/BYMINUTE/BYSECOND
-    /// values (`FREQ=SECONDLY;INTERVAL=2;BYSECOND=1` from an even second) yield nothing at once.
+    /// values (`FREQ=SECONDLY;INTERVAL=2;BYSECOND=1` from an even second), or whose BYSETPOS
+    /// values all exceed the instances a period can hold, yield nothing at once.
     /// Iteration also ends at the end of year 9999, jiff's limit.
     pub fn occurrences(&self, dtstart: DateTime, until_local: Option<DateTime>, from: Option<DateTime>) -> Occurrences {
         Occurrences { inner: Expansion::new(self, dtstart, until_local, from).map(Box::new) }
@@ -838,6 +845,19 @@ impl Plan {
             }
         }
         if matches!(freq, Frequency::Hourly | Frequency::Minutely) && second_list.is_empty() {
+            return None;
+        }
+        // BYSETPOS beyond the most instances a period can hold can never select anything.
+        let per_period = match freq {
+            Frequency::Yearly => 366 * timeset.len(),
+            Frequency::Monthly => 31 * timeset.len(),
+            Frequency::Weekly => 7 * timeset.len(),
+            Frequency::Daily => timeset.len(),
+            Frequency::Hourly => minute_list.len() * second_list.len(),
+            Frequency::Minutely => second_list.len(),
+            Frequency::Secondly => 1,
+        };
+        if !rule.by_set_pos.is_empty() && rule.by_set_pos.iter().all(|p| p.unsigned_abs() as usize > per_period) {
             return None;
         }
         Some(Self {
@@ -1760,6 +1780,13 @@ mod tests {
         assert_eq!(got, at("10:00:00", &["2027-01-10", "2028-01-09"]));
         let got = expand("2027-01-17T10:00", "FREQ=YEARLY;BYWEEKNO=2;BYDAY=SU;WKST=MO;COUNT=2", None, 100);
         assert_eq!(got, at("10:00:00", &["2027-01-17", "2028-01-16"]));
+        // Each day is numbered in its own ISO year: 1994-01-01 is 1993-W52-6 (dateutil calls it
+        // week 53 of 1993 and skips it), and 1990-12-31 is 1991-W01-1, week -52 of a 52-week
+        // year (dateutil does not match negative weeks of the adjacent year).
+        let got = expand("1993-06-01T10:00", "FREQ=YEARLY;BYWEEKNO=52;BYDAY=SA", None, 3);
+        assert_eq!(got, at("10:00:00", &["1994-01-01", "1994-12-31", "1995-12-30"]));
+        let got = expand("1990-06-01T10:00", "FREQ=YEARLY;BYWEEKNO=-52;BYDAY=MO", None, 2);
+        assert_eq!(got, at("10:00:00", &["1990-12-31", "1992-01-06"]));
     }
 
     #[test]
@@ -2015,28 +2042,38 @@ mod tests {
         ])
     }
 
+    /// Usually nothing, sometimes a short list.
+    fn few<T: fmt::Debug + Clone>(item: impl Strategy<Value = T>, max: usize) -> impl Strategy<Value = Vec<T>> {
+        prop_oneof![3 => Just(Vec::new()), 1 => prop::collection::vec(item, 1..=max)]
+    }
+
     prop_compose! {
         fn rule_strategy()(
             freq in freq_strategy(),
             interval in prop_oneof![4 => Just(1u32), 3 => 2u32..5, 1 => 5u32..40],
-            months in prop::collection::vec(1u8..=12, 0..3),
-            month_days in prop::collection::vec(prop_oneof![1i8..=31, -31i8..=-1], 0..3),
-            year_days in prop::collection::vec(prop_oneof![1i16..=366, -366i16..=-1], 0..3),
-            week_nos in prop::collection::vec(prop_oneof![1i8..=53, -53i8..=-1], 0..2),
-            weekdays in prop::collection::vec((0usize..7, prop::option::weighted(0.3, prop_oneof![1i16..=5, -5i16..=-1])), 0..4),
-            hours in prop::collection::vec(0u8..24, 0..3),
-            minutes in prop::collection::vec(0u8..60, 0..3),
-            seconds in prop::collection::vec(0u8..60, 0..3),
-            set_pos in prop::collection::vec(prop_oneof![1i32..=5, -5i32..=-1], 0..3),
+            months in few(1u8..=12, 3),
+            month_days in few(prop_oneof![1i8..=31, -31i8..=-1], 3),
+            year_days in few(prop_oneof![1i16..=366, -366i16..=-1], 3),
+            week_nos in few(prop_oneof![1i8..=53, -53i8..=-1], 2),
+            weekdays in few((0usize..7, prop::option::weighted(0.3, prop_oneof![1i16..=5, -5i16..=-1])), 4),
+            hours in few(0u8..24, 3),
+            minutes in few(0u8..60, 3),
+            seconds in few(0u8..60, 3),
+            set_pos in few(prop_oneof![1i32..=5, -5i32..=-1], 2),
             week_start in 0usize..7,
             count in prop::option::weighted(0.2, 1u32..40),
+            // Day-level limits make most sub-daily rules empty within their short horizon.
+            sub_daily_day_limits in prop::bool::weighted(0.2),
         ) -> RRule {
             let mut r = RRule::new(freq);
             r.interval = interval;
             r.count = count;
-            r.by_month = months;
-            if freq != Frequency::Weekly { r.by_month_day = month_days; }
-            if matches!(freq, Frequency::Yearly) || freq.is_sub_daily() { r.by_year_day = year_days; }
+            let day_limits = !freq.is_sub_daily() || sub_daily_day_limits;
+            if day_limits {
+                r.by_month = months;
+                if freq != Frequency::Weekly { r.by_month_day = month_days; }
+                if freq == Frequency::Yearly || freq.is_sub_daily() { r.by_year_day = year_days; }
+            }
             if freq == Frequency::Yearly { r.by_week_no = week_nos; }
             let ordinals = matches!(freq, Frequency::Monthly | Frequency::Yearly) && r.by_week_no.is_empty();
             r.by_day = weekdays.into_iter().map(|(w, n)| (if ordinals { n } else { None }, WEEKDAYS[w])).collect();
@@ -2050,7 +2087,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
 
         /// Skipping whole periods before `from` never changes what is returned from `from` on.
         #[test]
