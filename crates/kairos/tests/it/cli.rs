@@ -63,14 +63,7 @@ async fn serve_answers_logs_request_ids_and_stops_on_sigterm() {
     let mut child = kairos(&db).arg("serve").env("KAIROS_BIND", "127.0.0.1:0").stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     // The first log line names the address.
-    let mut line = String::new();
-    let base = loop {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "serve exited before listening");
-        if let Some(at) = line.find("http://") {
-            break line[at..].split_whitespace().next().unwrap().to_string();
-        }
-    };
+    let base = crate::support::base_url_from_log(&mut stderr);
     let logs = std::thread::spawn(move || stderr.lines().map_while(Result::ok).collect::<Vec<_>>());
     let client = reqwest::Client::new();
     let res = client

@@ -75,14 +75,7 @@ fn kairos(db: &std::path::Path) -> Command {
 fn serve(db: &std::path::Path) -> (Child, String) {
     let mut child = kairos(db).arg("serve").stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let base = loop {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "serve exited before listening");
-        if let Some(at) = line.find("http://") {
-            break line[at..].split_whitespace().next().unwrap().to_string();
-        }
-    };
+    let base = crate::support::base_url_from_log(&mut stderr);
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in stderr.lines().map_while(Result::ok) {});
     (child, base)

@@ -164,6 +164,19 @@ impl Drop for TestApp {
     }
 }
 
+/// Reads a starting `kairos serve`'s log until the line that names its address; returns the
+/// base URL (`http://127.0.0.1:PORT`).
+pub fn base_url_from_log(stderr: &mut impl std::io::BufRead) -> String {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "serve exited before listening");
+        if let Some(at) = line.find("http://") {
+            return line[at..].split_whitespace().next().unwrap().to_string();
+        }
+    }
+}
+
 /// Working hours open all day, every day.
 pub fn all_week() -> Value {
     let day = serde_json::json!([{"start": "00:00", "end": "24:00"}]);
