@@ -19,6 +19,11 @@ use super::rrule::{RRule, Until};
 use super::timezone::Zones;
 use crate::Interval;
 
+/// The most instances one series yields for one window: a hostile or mistaken feed
+/// (`FREQ=SECONDLY` without an end) must not cost unbounded memory. Real series stay far
+/// below it (a daily series over 180 days is 180; an hourly one over 62 days, 1,488).
+pub const MAX_INSTANCES_PER_SERIES: usize = 20_000;
+
 /// A start or end as an event states it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventTime {
@@ -376,7 +381,7 @@ fn expand<'a>(
             Until::Local(dt) => *dt,
             Until::Utc(t) => frame.local_of_instant(*t, &TimeZone::UTC),
         });
-        for local in rule.occurrences(dtstart, until, Some(from)) {
+        for local in rule.occurrences(dtstart, until, Some(from)).take(MAX_INSTANCES_PER_SERIES) {
             if local > stop {
                 break;
             }
@@ -583,6 +588,15 @@ mod tests {
         let tokyo = crate::Zone::parse("Asia/Tokyo").unwrap().tz().clone();
         let got = plain.instances(window("2030-01-01T00:00:00Z", "2030-01-03T00:00:00Z"), &tokyo);
         assert_eq!(got[0].start.instant(&tokyo), "2030-01-02T00:00:00Z".parse::<Timestamp>().unwrap());
+    }
+
+    #[test]
+    fn a_series_yields_a_bounded_number_of_instances() {
+        let text = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:s\r\nDTSTART:20300101T000000Z\r\nRRULE:FREQ=SECONDLY\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let cal = Calendar::parse(text).unwrap();
+        let got = cal.instances(window("2030-01-01T00:00:00Z", "2030-03-01T00:00:00Z"), &TimeZone::UTC);
+        assert!(got.len() <= MAX_INSTANCES_PER_SERIES + 1, "{}", got.len());
+        assert!(got.len() >= MAX_INSTANCES_PER_SERIES);
     }
 
     #[test]
