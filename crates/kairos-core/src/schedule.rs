@@ -425,7 +425,11 @@ impl<'a> LocalToInstant<'a> {
             .ok()?;
         let exact = self.tz.to_ambiguous_timestamp(local).compatible().ok()?;
         self.offset = i64::from(self.tz.to_offset(exact).seconds());
-        let before = self.tz.preceding(exact).next().map_or(i64::MIN / 2, |t| t.timestamp().as_second());
+        // The transition at or before `exact` (jiff's `preceding` is strict: when `exact` is
+        // itself a transition, e.g. a time in a gap moved forward onto it, the offset starts
+        // there, not at the transition before).
+        let probe = exact.checked_add(SignedDuration::from_secs(1)).unwrap_or(exact);
+        let before = self.tz.preceding(probe).next().map_or(i64::MIN / 2, |t| t.timestamp().as_second());
         let after = self.tz.following(exact).next().map_or(i64::MAX / 2, |t| t.timestamp().as_second());
         (self.from, self.until) = (before + MARGIN, after - MARGIN);
         Some(exact)
