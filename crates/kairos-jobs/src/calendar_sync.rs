@@ -137,7 +137,25 @@ impl FeedSync {
         let outcome = match self.store.user(t, &conn.user_id).await? {
             None => SyncOutcome::Failed("the connection's user no longer exists".into()),
             Some(user) => match self.fetch(&conn.url, conn.etag.as_deref(), conn.last_modified.as_deref()).await {
-                Ok(Fetched::Unchanged) => SyncOutcome::Unchanged,
+                // Unchanged text still yields new busy time: the horizon moves on, and the
+                // user's zone may have changed. Re-derive it from what was stored.
+                Ok(Fetched::Unchanged) => {
+                    let stored = self.store.calendar_sources(t, &conn.user_id).await?;
+                    match stored.into_iter().find(|(c, _)| c.connection_id == conn.id) {
+                        Some((_, text)) => match self.digest(&text, &user, now) {
+                            Ok(Digest { name, events, busy, .. }) => SyncOutcome::Changed {
+                                source: text,
+                                name,
+                                etag: conn.etag.clone(),
+                                last_modified: conn.last_modified.clone(),
+                                events,
+                                busy,
+                            },
+                            Err(why) => SyncOutcome::Failed(why),
+                        },
+                        None => SyncOutcome::Unchanged,
+                    }
+                }
                 Ok(Fetched::Changed { text, etag, last_modified }) => match self.digest(&text, &user, now) {
                     Ok(Digest { name, events, busy, .. }) => {
                         SyncOutcome::Changed { source: text, name, etag, last_modified, events, busy }
@@ -181,9 +199,16 @@ impl FeedSync {
                     continue;
                 }
             };
+            // Each sync in its own task: a panic on one hostile feed is that task's, never the
+            // loop's (which would stop every account's syncs).
             for (t, conn) in due {
-                if let Err(e) = self.sync(&t, &conn).await {
-                    tracing::error!(connection = %conn.id, error = %e, "recording a calendar sync failed");
+                let this = self.clone();
+                let id = conn.id.clone();
+                let synced = tokio::spawn(async move { this.sync(&t, &conn).await }).await;
+                match synced {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(connection = %id, error = %e, "recording a calendar sync failed"),
+                    Err(e) => tracing::error!(connection = %id, error = %e, "a calendar sync panicked"),
                 }
             }
         }

@@ -293,7 +293,8 @@ pub async fn sync(
     let now = state.clock.now();
     let mut events_synced = 0;
     for conn in state.store.calendar_connections(&t, user.as_deref()).await? {
-        if conn.last_sync.is_some_and(|at| at.saturating_add(SYNC_THROTTLE).is_ok_and(|until| now < until)) {
+        // Throttled on the last attempt, failed ones included (`updated_at` moves with each).
+        if conn.updated_at.saturating_add(SYNC_THROTTLE).is_ok_and(|until| now < until) {
             continue;
         }
         if let SyncOutcome::Changed { events, .. } = state.feeds.sync(&t, &conn).await? {

@@ -8,6 +8,7 @@ use kairos_core::Interval;
 use kairos_core::calendar::busy::holds_time;
 use kairos_core::calendar::event::EventStatus;
 use kairos_core::calendar::{BusyRules, Calendar, EventTime, Instance, InstanceTime};
+use kairos_store::CalendarRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -75,11 +76,11 @@ pub struct EventList {
     pub next_cursor: Option<String>,
 }
 
-fn time_text(t: &InstanceTime) -> String {
+/// RFC 3339 UTC (a floating time read in the user's zone), or the date of an all-day event.
+fn time_text(t: &InstanceTime, zone: &jiff::tz::TimeZone) -> String {
     match t {
-        InstanceTime::Instant(ts) => ts.to_string(),
-        InstanceTime::Floating(dt) => dt.strftime("%Y-%m-%dT%H:%M:%S").to_string(),
         InstanceTime::Date(d) => d.to_string(),
+        other => other.instant(zone).to_string(),
     }
 }
 
@@ -92,11 +93,14 @@ fn meeting_link(texts: &[Option<&String>]) -> Option<String> {
     })
 }
 
-fn view(calendar_id: &str, i: &Instance<'_>, rules: &BusyRules<'_>, user_zone: &str) -> EventView {
+fn view(calendar: &CalendarRecord, i: &Instance<'_>, rules: &BusyRules<'_>, user: &kairos_core::User) -> EventView {
+    let calendar_id = calendar.id.as_str();
+    let zone = user.schedule.timezone.tz();
+    let user_zone = user.schedule.timezone.name();
     let e = i.event;
     let is_recurring = i.recurrence_id.is_some();
     let id = match &i.recurrence_id {
-        Some(rid) => format!("{calendar_id}:{}:{}", e.uid, time_text(rid)),
+        Some(rid) => format!("{calendar_id}:{}:{}", e.uid, time_text(rid, zone)),
         None => format!("{calendar_id}:{}", e.uid),
     };
     let timezone = match &e.start {
@@ -109,8 +113,8 @@ fn view(calendar_id: &str, i: &Instance<'_>, rules: &BusyRules<'_>, user_zone: &
         calendar_id: calendar_id.to_string(),
         title: e.summary.clone(),
         description: e.description.clone(),
-        start_time: time_text(&i.start),
-        end_time: time_text(&i.end),
+        start_time: time_text(&i.start, zone),
+        end_time: time_text(&i.end, zone),
         timezone,
         all_day,
         status: match e.status {
@@ -119,7 +123,8 @@ fn view(calendar_id: &str, i: &Instance<'_>, rules: &BusyRules<'_>, user_zone: &
             EventStatus::Cancelled => "cancelled",
         }
         .into(),
-        busy: holds_time(i, rules),
+        // A deselected calendar holds no time.
+        busy: calendar.selected && holds_time(i, rules),
         attendees: e
             .attendees
             .iter()
@@ -139,6 +144,16 @@ fn view(calendar_id: &str, i: &Instance<'_>, rules: &BusyRules<'_>, user_zone: &
         recurring_event_id: is_recurring.then(|| format!("{calendar_id}:{}", e.uid)),
         remote_data: serde_json::json!({"uid": e.uid, "sequence": e.sequence, "location": e.location}),
     }
+}
+
+fn encode_cursor(at_ms: i64, id: &str) -> String {
+    hex::encode(format!("{at_ms}|{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
+    let text = String::from_utf8(hex::decode(cursor).ok()?).ok()?;
+    let (at, id) = text.split_once('|')?;
+    Some((at.parse().ok()?, id.to_string()))
 }
 
 #[utoipa::path(get, path = "/v1/events", tag = super::CALENDARS, params(EventsQuery),
@@ -165,18 +180,23 @@ pub async fn list(
     for (calendar, source) in state.store.calendar_sources(&t, &user.id).await? {
         let Ok(parsed) = Calendar::parse(&source) else { continue };
         for instance in parsed.instances(window, &zone) {
-            events.push((
-                instance.start.instant(&zone),
-                view(&calendar.id, &instance, &rules, user.schedule.timezone.name()),
-            ));
+            events.push((instance.start.instant(&zone).as_millisecond(), view(&calendar, &instance, &rules, &user)));
         }
     }
     events.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
-    let skip = match &page.cursor {
-        Some(cursor) => events.iter().position(|(_, e)| e.id == *cursor).map_or(events.len(), |i| i + 1),
-        None => 0,
+    events.dedup_by(|a, b| a.1.id == b.1.id && a.0 == b.0);
+    // The cursor is the sort key of the last item returned, so a page resumes after it even
+    // when that item has gone since (a sync between pages).
+    let after = match &page.cursor {
+        Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
+            ApiError::invalid("cursor", "`cursor` is not one this API gave; pass `next_cursor` from the previous page.")
+        })?),
+        None => None,
     };
-    let rest: Vec<EventView> = events.into_iter().skip(skip).map(|(_, e)| e).collect();
-    let next_cursor = (rest.len() > page.limit).then(|| rest[page.limit - 1].id.clone());
+    let rest: Vec<(i64, EventView)> =
+        events.into_iter().filter(|(at, e)| after.as_ref().is_none_or(|(a, id)| (*at, &e.id) > (*a, id))).collect();
+    let next_cursor =
+        (rest.len() > page.limit).then(|| encode_cursor(rest[page.limit - 1].0, &rest[page.limit - 1].1.id));
+    let rest: Vec<EventView> = rest.into_iter().map(|(_, e)| e).collect();
     Ok(Json(EventList { result: rest.into_iter().take(page.limit).collect(), next_cursor }))
 }

@@ -33,14 +33,17 @@ pub fn holds_time(instance: &Instance<'_>, rules: &BusyRules<'_>) -> bool {
 }
 
 /// The busy intervals of a calendar within `window`, in the person's `zone` (which places
-/// all-day and floating events), sorted by start. Empty instances hold no time.
+/// all-day and floating events), merged where they overlap or touch, sorted. Empty instances
+/// hold no time.
 pub fn busy_intervals(calendar: &Calendar, window: Interval, zone: &TimeZone, rules: &BusyRules<'_>) -> Vec<Interval> {
-    calendar
-        .instances(window, zone)
-        .iter()
-        .filter(|i| holds_time(i, rules))
-        .filter_map(|i| Interval::new(i.start.instant(zone), i.end.instant(zone)).ok())
-        .collect()
+    crate::interval::merge(
+        calendar
+            .instances(window, zone)
+            .iter()
+            .filter(|i| holds_time(i, rules))
+            .filter_map(|i| Interval::new(i.start.instant(zone), i.end.instant(zone)).ok())
+            .collect(),
+    )
 }
 
 #[cfg(test)]

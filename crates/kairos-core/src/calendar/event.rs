@@ -24,6 +24,9 @@ use crate::Interval;
 /// below it (a daily series over 180 days is 180; an hourly one over 62 days, 1,488).
 pub const MAX_INSTANCES_PER_SERIES: usize = 20_000;
 
+/// The most instances one calendar yields for one window, all series together.
+pub const MAX_INSTANCES_PER_CALENDAR: usize = 100_000;
+
 /// A start or end as an event states it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventTime {
@@ -172,28 +175,41 @@ impl Calendar {
     /// start is inside), sorted by start. Floating times and dates are read in `floating`.
     pub fn instances(&self, window: Interval, floating: &TimeZone) -> Vec<Instance<'_>> {
         let mut series: BTreeMap<&str, (Option<&Event>, Vec<&Event>)> = BTreeMap::new();
+        // Further events with a UID already seen and no RECURRENCE-ID: some feeds export
+        // every occurrence as its own event under one UID. Each is expanded on its own.
+        let mut extra: Vec<&Event> = Vec::new();
         for e in &self.events {
             let entry = series.entry(e.uid.as_str()).or_default();
             match (&e.recurrence_id, entry.0) {
                 (Some(_), _) => entry.1.push(e),
                 (None, None) => entry.0 = Some(e),
-                // A second master with one UID: treat it as a separate event.
-                (None, Some(_)) => entry.1.push(e),
+                (None, Some(_)) => extra.push(e),
             }
         }
         let mut out = Vec::new();
         for (master, overrides) in series.values() {
+            if out.len() >= MAX_INSTANCES_PER_CALENDAR {
+                break;
+            }
             match master {
                 Some(master) => expand(master, overrides, window, floating, &mut out),
                 None => {
                     // Overrides without their master (a feed sharing single instances).
                     for o in overrides {
                         let (start, end) = single(o);
-                        push_if_overlaps(&mut out, o, start, end, None, window, floating);
+                        let rid = o.recurrence_id.as_ref().map(|(t, _)| Frame::of(&o.start).key(t));
+                        push_if_overlaps(&mut out, o, start, end, rid, window, floating);
                     }
                 }
             }
         }
+        for e in extra {
+            if out.len() >= MAX_INSTANCES_PER_CALENDAR {
+                break;
+            }
+            expand(e, &[], window, floating, &mut out);
+        }
+        out.truncate(MAX_INSTANCES_PER_CALENDAR);
         out.sort_by(|a, b| {
             (a.start.instant(floating), a.end.instant(floating))
                 .cmp(&(b.start.instant(floating), b.end.instant(floating)))
@@ -282,11 +298,11 @@ impl Frame {
         match self {
             Self::Date => {
                 let start = local.date();
-                let end = start.checked_add(len.days.days()).unwrap_or(start);
+                let end = span_days(len.days).and_then(|d| start.checked_add(d).ok()).unwrap_or(start);
                 (InstanceTime::Date(start), InstanceTime::Date(end))
             }
             Self::Floating => {
-                let end_day = local.checked_add(len.days.days()).unwrap_or(local);
+                let end_day = span_days(len.days).and_then(|d| local.checked_add(d).ok()).unwrap_or(local);
                 let end = end_day.checked_add(len.exact).unwrap_or(end_day);
                 (InstanceTime::Floating(local), InstanceTime::Floating(end))
             }
@@ -295,7 +311,8 @@ impl Frame {
                 let Some(start) = start else {
                     return (InstanceTime::Instant(Timestamp::MAX), InstanceTime::Instant(Timestamp::MAX));
                 };
-                let end_day = start.checked_add(len.days.days()).unwrap_or_else(|_| start.clone());
+                let end_day =
+                    span_days(len.days).and_then(|d| start.checked_add(d).ok()).unwrap_or_else(|| start.clone());
                 let end = end_day.timestamp().checked_add(len.exact).unwrap_or(end_day.timestamp());
                 (InstanceTime::Instant(start.timestamp()), InstanceTime::Instant(end))
             }
@@ -360,8 +377,20 @@ fn expand<'a>(
     let longest = overrides.iter().map(|o| length(&o.start, o.end.as_ref())).chain([len]);
     let reach =
         longest.map(|l| l.exact + SignedDuration::from_hours(24 * (l.days.max(0) + 2))).max().unwrap_or_default();
-    let from = frame.local_of_instant(window.start().saturating_sub(reach).unwrap_or(window.start()), floating);
-    let stop = frame.local_of_instant(window.end(), floating).checked_add(2.days()).unwrap_or(DateTime::MAX);
+    // A THISANDFUTURE override moves later instances: the rule's own starts must be looked
+    // for as far from the window as the largest move, or the answer would depend on it.
+    let moved = overrides
+        .iter()
+        .filter_map(|o| match &o.recurrence_id {
+            Some((rid, true)) => Some(at(rid).instant(floating).duration_until(at(&o.start).instant(floating)).abs()),
+            _ => None,
+        })
+        .max()
+        .unwrap_or_default();
+    let back = reach.checked_add(moved).unwrap_or(reach);
+    let from = frame.local_of_instant(window.start().saturating_sub(back).unwrap_or(window.start()), floating);
+    let ahead = window.end().saturating_add(moved).unwrap_or(window.end());
+    let stop = frame.local_of_instant(ahead, floating).checked_add(2.days()).unwrap_or(DateTime::MAX);
 
     // Original starts (the rule's own, DTSTART included, and RDATEs), keyed for matching.
     let mut starts: BTreeMap<InstanceTime, (InstanceTime, InstanceTime)> = BTreeMap::new();
@@ -443,6 +472,12 @@ fn expand<'a>(
             push_if_overlaps(out, o, s, e, Some(key), window, floating);
         }
     }
+}
+
+/// `n` days as a span, or `None` beyond what a span can hold (a date difference or DURATION
+/// that large cannot be an event's length).
+fn span_days(n: i64) -> Option<jiff::Span> {
+    jiff::Span::new().try_days(n).ok()
 }
 
 /// `t` moved to instant `to`, kept in its own kind.
@@ -588,6 +623,35 @@ mod tests {
         let tokyo = crate::Zone::parse("Asia/Tokyo").unwrap().tz().clone();
         let got = plain.instances(window("2030-01-01T00:00:00Z", "2030-01-03T00:00:00Z"), &tokyo);
         assert_eq!(got[0].start.instant(&tokyo), "2030-01-02T00:00:00Z".parse::<Timestamp>().unwrap());
+    }
+
+    #[test]
+    fn a_thisandfuture_move_does_not_depend_on_the_window() {
+        // Weekly on Mondays; from 2030-03-04 on, moved 3 days earlier (to Fridays).
+        let text = "BEGIN:VCALENDAR\r\n\
+BEGIN:VEVENT\r\nUID:w\r\nDTSTART:20300107T100000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:w\r\nRECURRENCE-ID;RANGE=THISANDFUTURE:20300304T100000Z\r\nDTSTART:20300301T100000Z\r\nDURATION:PT1H\r\nEND:VEVENT\r\n\
+END:VCALENDAR\r\n";
+        let cal = Calendar::parse(text).unwrap();
+        let starts = |a: &str, b: &str| -> Vec<InstanceTime> {
+            cal.instances(window(a, b), &TimeZone::UTC).iter().map(|i| i.start).collect()
+        };
+        let wide = starts("2030-02-01T00:00:00Z", "2030-04-01T00:00:00Z");
+        for (a, b) in
+            [("2030-03-07T00:00:00Z", "2030-03-09T00:00:00Z"), ("2030-03-14T00:00:00Z", "2030-03-16T00:00:00Z")]
+        {
+            let narrow = starts(a, b);
+            let inside: Vec<InstanceTime> = wide
+                .iter()
+                .copied()
+                .filter(|s| {
+                    s.instant(&TimeZone::UTC) >= a.parse::<Timestamp>().unwrap()
+                        && s.instant(&TimeZone::UTC) < b.parse::<Timestamp>().unwrap()
+                })
+                .collect();
+            assert_eq!(narrow, inside, "{a}..{b}");
+            assert_eq!(narrow.len(), 1, "one moved (Friday) instance in {a}..{b}");
+        }
     }
 
     #[test]

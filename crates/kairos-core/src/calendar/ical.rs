@@ -154,8 +154,17 @@ pub fn parse_line(line: usize, text: &str) -> Result<Property, SyntaxError> {
     Ok(Property { name, params, value: text[i + 1..].to_string(), line })
 }
 
+/// How deep components may nest (VCALENDAR › VEVENT › VALARM is 3): deeper is refused, so a
+/// hostile feed cannot exhaust the stack that builds and drops the tree.
+pub const MAX_DEPTH: usize = 8;
+
+/// The longest DURATION accepted, in days (ten years): longer is a mistake or an attack, and
+/// would overflow date arithmetic.
+pub const MAX_DURATION_DAYS: i64 = 3660;
+
 /// Parses the component tree of every top-level component in `text`.
 pub fn parse(text: &str) -> Result<Vec<Component>, SyntaxError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut stack: Vec<Component> = Vec::new();
     let mut top = Vec::new();
     for (line, raw) in unfold(text) {
@@ -170,6 +179,12 @@ pub fn parse(text: &str) -> Result<Vec<Component>, SyntaxError> {
         };
         match prop.name.as_str() {
             "BEGIN" => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(SyntaxError::Line {
+                        line,
+                        message: format!("components nest deeper than {MAX_DEPTH} levels"),
+                    });
+                }
                 stack.push(Component { name: prop.value.trim().to_ascii_uppercase(), line, ..Component::default() })
             }
             "END" => {
@@ -340,19 +355,23 @@ pub fn parse_duration(value: &str) -> Result<IcalDuration, String> {
                 let n: i64 = number.parse().map_err(|_| bad())?;
                 number.clear();
                 any = true;
-                match (unit, in_time) {
-                    ('W', false) => days += n * 7,
-                    ('D', false) => days += n,
-                    ('H', true) => secs += n * 3600,
-                    ('M', true) => secs += n * 60,
-                    ('S', true) => secs += n,
+                let (target, factor) = match (unit, in_time) {
+                    ('W', false) => (&mut days, 7),
+                    ('D', false) => (&mut days, 1),
+                    ('H', true) => (&mut secs, 3600),
+                    ('M', true) => (&mut secs, 60),
+                    ('S', true) => (&mut secs, 1),
                     _ => return Err(bad()),
-                }
+                };
+                *target = n.checked_mul(factor).and_then(|v| target.checked_add(v)).ok_or_else(bad)?;
             }
         }
     }
     if !number.is_empty() || !any {
         return Err(bad());
+    }
+    if days.saturating_add(secs / 86_400) > MAX_DURATION_DAYS {
+        return Err(format!("`{v}` is longer than {MAX_DURATION_DAYS} days"));
     }
     Ok(IcalDuration { negative, days, exact: SignedDuration::from_secs(secs) })
 }

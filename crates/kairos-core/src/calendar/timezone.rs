@@ -95,19 +95,23 @@ fn embedded_rules(vtz: &Component) -> Result<TimeZone, String> {
             }
             _ => (0, 0, 0),
         };
-        let (mut rule, mut open) = (None, true);
+        // Only an observance with an endless yearly rule is current; one given by DTSTART
+        // or RDATEs alone is history.
+        let (mut rule, mut open) = (None, false);
         if let Some(rrule) = c.property("RRULE") {
             let mut month = None;
             let mut day = None;
+            let mut ended = false;
             for part in rrule.value.split(';') {
                 let (k, v) = part.split_once('=').unwrap_or((part, ""));
                 match k.to_ascii_uppercase().as_str() {
                     "BYMONTH" => month = v.parse::<i8>().ok(),
                     "BYDAY" => day = parse_ordinal_day(v),
-                    "UNTIL" | "COUNT" => open = false,
+                    "UNTIL" | "COUNT" => ended = true,
                     _ => {}
                 }
             }
+            open = !ended;
             match (month, day) {
                 (Some(m), Some((w, d))) => rule = Some((m, w, d)),
                 _ => return Err(format!("the rule `{}` is not a yearly month/weekday rule", rrule.value)),

@@ -260,3 +260,32 @@ async fn deselecting_or_disconnecting_frees_the_time() {
         .await;
     assert_eq!(r.status, 404);
 }
+
+#[tokio::test]
+async fn event_pages_resume_after_their_cursor_and_refuse_a_forged_one() {
+    let app = TestApp::start().await;
+    app.user("alice@example.com", "UTC").await;
+    // The same UID exported once per occurrence, and a floating event.
+    let feed = "BEGIN:VCALENDAR\r\n\
+BEGIN:VEVENT\r\nUID:dup\r\nSUMMARY:A\r\nDTSTART:20300102T090000Z\r\nDURATION:PT1H\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:dup\r\nSUMMARY:B\r\nDTSTART:20300103T090000Z\r\nDURATION:PT1H\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:floating\r\nSUMMARY:C\r\nDTSTART:20300104T090000\r\nDURATION:PT1H\r\nEND:VEVENT\r\n\
+END:VCALENDAR\r\n";
+    let (_feed, url) = Feed::start(feed).await;
+    connect(&app, &url).await;
+    let path = "/v1/events?user=alice@example.com&start=2030-01-01T00:00:00Z&end=2030-01-10T00:00:00Z";
+    let all = app.get(path).await;
+    let titles: Vec<&str> =
+        all.body["result"].as_array().unwrap().iter().map(|e| e["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["A", "B", "C"], "both events of one UID count: {}", all.body);
+    assert_eq!(
+        all.body["result"][2]["start_time"], "2030-01-04T09:00:00Z",
+        "floating times in the user's zone, as UTC"
+    );
+    let first = app.get(&format!("{path}&limit=1")).await;
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_string();
+    let second = app.get(&format!("{path}&limit=1&cursor={cursor}")).await;
+    assert_eq!(second.body["result"][0]["title"], "B");
+    let forged = app.get(&format!("{path}&cursor=nonsense")).await;
+    assert_error(&forged, 422, "parameter_invalid", Some("cursor"));
+}
