@@ -158,6 +158,11 @@ impl Calendar {
         for vcal in top.iter().filter(|c| c.name == "VCALENDAR") {
             let (zones, problems) = Zones::from_calendar(vcal);
             out.skipped.extend(problems.into_iter().map(|reason| Skipped { uid: None, line: vcal.line, reason }));
+            out.skipped.extend(vcal.all("X-KAIROS-UNPARSEABLE").map(|p| Skipped {
+                uid: None,
+                line: p.line,
+                reason: p.value.clone(),
+            }));
             out.name = out.name.take().or_else(|| vcal.text("X-WR-CALNAME"));
             // Google's exports state their zone here and write floating times meaning it.
             let default_zone = vcal.property("X-WR-TIMEZONE").and_then(|p| zones.resolve(&p.value));
@@ -652,6 +657,17 @@ END:VCALENDAR\r\n";
             assert_eq!(narrow, inside, "{a}..{b}");
             assert_eq!(narrow.len(), 1, "one moved (Friday) instance in {a}..{b}");
         }
+    }
+
+    #[test]
+    fn an_unclosed_component_spoils_its_event_only() {
+        let text = "BEGIN:VCALENDAR\r\n\
+BEGIN:VEVENT\r\nUID:alarm\r\nDTSTART:20300102T090000Z\r\nBEGIN:VALARM\r\nACTION:DISPLAY\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:good\r\nDTSTART:20300102T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let cal = Calendar::parse(text).unwrap();
+        assert_eq!(cal.events.iter().map(|e| e.uid.as_str()).collect::<Vec<_>>(), ["good"]);
+        assert_eq!(cal.skipped.len(), 1);
+        assert!(cal.skipped[0].reason.contains("BEGIN:VALARM is never closed"), "{:?}", cal.skipped);
     }
 
     #[test]

@@ -189,13 +189,31 @@ pub fn parse(text: &str) -> Result<Vec<Component>, SyntaxError> {
             }
             "END" => {
                 let name = prop.value.trim().to_ascii_uppercase();
-                let Some(done) = stack.pop() else {
-                    return Err(SyntaxError::Line { line, message: format!("END:{name} without BEGIN") });
+                // An END that closes an enclosing component (its child was never closed):
+                // the unclosed ones are dropped and the enclosing one marked broken, so one
+                // bad event is skipped and reported while the rest of the feed still counts.
+                let Some(depth) = stack.iter().rposition(|c| c.name == name) else {
+                    if stack.len() <= 1 {
+                        return Err(SyntaxError::Line { line, message: format!("END:{name} without BEGIN") });
+                    }
+                    if let Some(current) = stack.last_mut() {
+                        current.properties.push(Property {
+                            name: "X-KAIROS-UNPARSEABLE".into(),
+                            params: Vec::new(),
+                            value: format!("line {line}: END:{name} without BEGIN:{name}"),
+                            line,
+                        });
+                    }
+                    continue;
                 };
-                if done.name != name {
-                    return Err(SyntaxError::Line {
+                let unclosed: Vec<Component> = stack.drain(depth + 1..).collect();
+                let Some(mut done) = stack.pop() else { continue };
+                if let Some(first) = unclosed.first() {
+                    done.properties.push(Property {
+                        name: "X-KAIROS-UNPARSEABLE".into(),
+                        params: Vec::new(),
+                        value: format!("line {}: BEGIN:{} is never closed", first.line, first.name),
                         line,
-                        message: format!("END:{name} closes BEGIN:{} (line {})", done.name, done.line),
                     });
                 }
                 match stack.last_mut() {
@@ -443,10 +461,12 @@ mod tests {
 
     #[test]
     fn structure_errors_name_the_line() {
-        assert!(matches!(
-            parse("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VCALENDAR\r\n"),
-            Err(SyntaxError::Line { line: 3, .. })
-        ));
+        // An event whose END never comes is closed by the calendar's END: dropped, and the
+        // calendar marked so that it is reported.
+        let cal = parse("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VCALENDAR\r\n").unwrap();
+        assert!(cal[0].components.is_empty());
+        assert!(cal[0].property("X-KAIROS-UNPARSEABLE").unwrap().value.contains("BEGIN:VEVENT is never closed"));
+        assert!(matches!(parse("BEGIN:VCALENDAR\r\nEND:VEVENT\r\n"), Err(SyntaxError::Line { line: 2, .. })));
         assert_eq!(
             parse("hello"),
             Err(SyntaxError::Line { line: 1, message: "a content line needs a ':' before its value".into() })
