@@ -1,0 +1,1 @@
+//! The Microsoft emulator (identity platform + Graph calendar, delta, subscriptions).
