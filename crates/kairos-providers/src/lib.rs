@@ -61,7 +61,9 @@ pub struct RemoteItem {
 pub enum Change {
     Upsert(RemoteItem),
     /// The object is gone (deleted, or no longer in the synced window).
-    Removed { id: String },
+    Removed {
+        id: String,
+    },
 }
 
 /// What a sync of one calendar found.
@@ -116,7 +118,7 @@ pub enum ProviderError {
     #[error("the sync cursor expired; a full sync is needed")]
     CursorExpired,
     /// 429 or 503 with or without `Retry-After`.
-    #[error("the provider is rate limiting (retry after {retry_after:?})")]
+    #[error("the provider is rate limiting or unavailable{}", retry_hint(retry_after))]
     RateLimited { retry_after: Option<Duration> },
     /// A conditional write lost (412): someone changed the object meanwhile.
     #[error("the event changed on the provider meanwhile")]
@@ -136,8 +138,12 @@ pub enum ProviderError {
 
 pub type ProviderResult<T> = Result<T, ProviderError>;
 
-/// A calendar provider's API. One value per provider (not per connection); every call carries
-/// its credentials.
+fn retry_hint(retry_after: &Option<Duration>) -> String {
+    retry_after.map(|d| format!(" (it asked for {} s)", d.as_secs())).unwrap_or_default()
+}
+
+/// A calendar provider's API. One value per provider for Google and Microsoft, one per account
+/// for CalDAV (it knows its server's URL); every call carries its credentials.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
     /// `google`, `microsoft`, `caldav`.
@@ -174,7 +180,13 @@ pub trait Provider: Send + Sync + 'static {
         draft: &EventDraft,
     ) -> ProviderResult<RemoteItem>;
     /// Deleting what is already gone is not an error.
-    async fn delete_event(&self, auth: &Credentials, calendar: &str, id: &str, etag: Option<&str>) -> ProviderResult<()>;
+    async fn delete_event(
+        &self,
+        auth: &Credentials,
+        calendar: &str,
+        id: &str,
+        etag: Option<&str>,
+    ) -> ProviderResult<()>;
 
     /// Starts push notifications for a calendar to `address`, tagged with `token` (Google's
     /// channel token, Graph's clientState). `None` when the provider has no push (CalDAV).
@@ -194,3 +206,4 @@ pub mod caldav;
 pub mod google;
 pub mod microsoft;
 pub mod oauth;
+pub mod sealed;

@@ -3,7 +3,7 @@
 
 use jiff::tz::TimeZone;
 
-use super::event::{Calendar, EventStatus, Instance};
+use super::event::{Calendar, Event, EventStatus, Instance};
 use crate::Interval;
 
 /// How a person's events turn into busy time.
@@ -36,9 +36,18 @@ pub fn holds_time(instance: &Instance<'_>, rules: &BusyRules<'_>) -> bool {
 /// all-day and floating events), merged where they overlap or touch, sorted. Empty instances
 /// hold no time.
 pub fn busy_intervals(calendar: &Calendar, window: Interval, zone: &TimeZone, rules: &BusyRules<'_>) -> Vec<Interval> {
+    busy_of(&calendar.events, window, zone, rules)
+}
+
+/// [`busy_intervals`] of events held anywhere.
+pub fn busy_of<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+    window: Interval,
+    zone: &TimeZone,
+    rules: &BusyRules<'_>,
+) -> Vec<Interval> {
     crate::interval::merge(
-        calendar
-            .instances(window, zone)
+        super::event::instances_of(events, window, zone)
             .iter()
             .filter(|i| holds_time(i, rules))
             .filter_map(|i| Interval::new(i.start.instant(zone), i.end.instant(zone)).ok())

@@ -179,11 +179,23 @@ impl Calendar {
     /// Every instance of every event that overlaps `window` (an empty event overlaps when its
     /// start is inside), sorted by start. Floating times and dates are read in `floating`.
     pub fn instances(&self, window: Interval, floating: &TimeZone) -> Vec<Instance<'_>> {
+        instances_of(&self.events, window, floating)
+    }
+}
+
+/// [`Calendar::instances`] of events held anywhere (e.g. read item by item, as calendar sync
+/// keeps them).
+pub fn instances_of<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+    window: Interval,
+    floating: &TimeZone,
+) -> Vec<Instance<'a>> {
+    {
         let mut series: BTreeMap<&str, (Option<&Event>, Vec<&Event>)> = BTreeMap::new();
         // Further events with a UID already seen and no RECURRENCE-ID: some feeds export
         // every occurrence as its own event under one UID. Each is expanded on its own.
         let mut extra: Vec<&Event> = Vec::new();
-        for e in &self.events {
+        for e in events {
             let entry = series.entry(e.uid.as_str()).or_default();
             match (&e.recurrence_id, entry.0) {
                 (Some(_), _) => entry.1.push(e),

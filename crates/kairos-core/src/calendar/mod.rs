@@ -10,5 +10,5 @@ pub mod timezone;
 mod windows_zones;
 pub mod write;
 
-pub use busy::{BusyRules, busy_intervals};
-pub use event::{Calendar, Event, EventTime, Instance, InstanceTime, Skipped};
+pub use busy::{BusyRules, busy_intervals, busy_of};
+pub use event::{Calendar, Event, EventTime, Instance, InstanceTime, Skipped, instances_of};
