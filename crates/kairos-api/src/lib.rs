@@ -30,7 +30,7 @@ use utoipa_axum::routes;
 
 use error::ApiError;
 pub use kairos_store::Clock;
-use routes::{availability, bookings, businesses, calendars, events, health, users, webhooks};
+use routes::{availability, bookings, businesses, calendars, connect, events, health, push, users, webhooks};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -40,29 +40,45 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     /// `KAIROS_ALLOW_PRIVATE_URLS`: webhook URLs may use http and private addresses.
     pub allow_private_urls: bool,
-    /// Fetches and reads ICS feeds (the background sync uses the same).
-    pub feeds: kairos_jobs::calendar_sync::FeedSync,
+    /// Calendar sync: ICS feeds and provider accounts (the background loop uses the same).
+    pub sync: kairos_jobs::calendar_sync::Syncer,
+    /// `KAIROS_PUBLIC_URL`: where providers and browsers reach this server (OAuth callbacks,
+    /// push notifications).
+    pub public_url: url::Url,
     openapi_json: Arc<String>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
-        // Building a rustls client fails only when the TLS backend cannot start at all.
-        let feeds = kairos_jobs::calendar_sync::FeedSync::new(store.clone(), clock.clone(), Default::default())
-            .unwrap_or_else(|e| panic!("the HTTP client for feeds could not be built: {e}"));
+        let sync = kairos_jobs::calendar_sync::Syncer::standard(
+            store.clone(),
+            clock.clone(),
+            Default::default(),
+            kairos_jobs::provider_sync::Providers::caldav_only(Arc::new(
+                kairos_providers::sealed::Keyring::parse(&kairos_providers::sealed::Keyring::generate_secret())
+                    .unwrap_or_else(|e| unreachable!("a generated key is valid: {e}")),
+            )),
+        );
         Self {
             store,
             clock,
             prometheus: observability::prometheus(),
             allow_private_urls: false,
-            feeds,
+            sync,
+            public_url: url::Url::parse("http://127.0.0.1:3001").unwrap_or_else(|_| unreachable!()),
             openapi_json: Arc::new(openapi_json()),
         }
     }
 
-    /// Uses `feeds` (configured by the binary) for calendar feeds.
-    pub fn with_feeds(mut self, feeds: kairos_jobs::calendar_sync::FeedSync) -> Self {
-        self.feeds = feeds;
+    /// Uses `sync` (configured by the binary) for calendars.
+    pub fn with_sync(mut self, sync: kairos_jobs::calendar_sync::Syncer) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Where providers and browsers reach this server.
+    pub fn with_public_url(mut self, url: url::Url) -> Self {
+        self.public_url = url;
         self
     }
 
@@ -130,6 +146,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::redeliver))
         .routes(routes!(webhooks::test))
         .routes(routes!(calendars::connect_ics))
+        .routes(routes!(connect::connect_caldav))
+        .routes(routes!(connect::connect))
+        .routes(routes!(connect::connect_url))
         .routes(routes!(calendars::list))
         .routes(routes!(calendars::select))
         .routes(routes!(calendars::sync))
@@ -143,6 +162,9 @@ fn public_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
+        .routes(routes!(connect::callback))
+        .routes(routes!(push::google))
+        .routes(routes!(push::microsoft))
 }
 
 /// The OpenAPI document of this server, as served at `/v1/openapi.json`.

@@ -7,11 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use kairos_core::calendar::{BusyRules, Calendar, Skipped, busy_intervals};
+use kairos_core::calendar::{BusyRules, Calendar, Event, Skipped, busy_of};
 use kairos_core::{Interval, User};
-use kairos_store::{CalendarConnection, Clock, Store, StoreError, SyncOutcome, SyncRecord, Tenant};
+use kairos_store::{
+    CalendarConnection, Clock, ProviderSyncOutcome, Store, StoreError, SyncOutcome, SyncRecord, Tenant,
+};
 
 use crate::egress;
+use crate::provider_sync::{ProviderSync, Providers};
 
 /// Busy time is kept from a day ago to this far ahead (re-derived at every sync).
 pub const HORIZON: SignedDuration = SignedDuration::from_hours(180 * 24);
@@ -60,6 +63,46 @@ pub fn normalise_feed_url(url: &str) -> String {
         Some(rest) => format!("https://{rest}"),
         None => url.trim().to_string(),
     }
+}
+
+/// Reads a calendar's text for `user`: its name, its events, the busy time they hold (from a
+/// day ago to [`HORIZON`] ahead) and the events it had to skip.
+pub fn digest(text: &str, user: &User, now: Timestamp, tentative_is_busy: bool) -> Result<Digest, String> {
+    let calendar = Calendar::parse(text).map_err(|e| format!("the feed is not iCalendar: {e}"))?;
+    Ok(digest_calendar(calendar, user, now, tentative_is_busy))
+}
+
+/// [`digest`] of a calendar already read.
+pub fn digest_calendar(calendar: Calendar, user: &User, now: Timestamp, tentative_is_busy: bool) -> Digest {
+    let mut digest = digest_events(&calendar.events, &calendar.skipped, user, now, tentative_is_busy);
+    digest.name = calendar.name;
+    digest.skipped = calendar.skipped;
+    digest
+}
+
+/// [`digest`] of events held anywhere (a calendar read item by item).
+pub fn digest_events<'a>(
+    events: impl IntoIterator<Item = &'a Event> + Clone,
+    skipped: impl IntoIterator<Item = &'a Skipped>,
+    user: &User,
+    now: Timestamp,
+    tentative_is_busy: bool,
+) -> Digest {
+    let skipped: Vec<Skipped> = skipped.into_iter().cloned().collect();
+    for s in &skipped {
+        tracing::warn!(uid = ?s.uid, line = s.line, reason = %s.reason, "skipped an event of a calendar");
+    }
+    let from = now.saturating_sub(SignedDuration::from_hours(24)).unwrap_or(now);
+    let to = now.saturating_add(HORIZON).unwrap_or(now);
+    let busy = match Interval::new(from, to) {
+        Ok(window) => {
+            let rules = BusyRules { email: Some(&user.email), tentative_is_busy };
+            busy_of(events.clone(), window, user.schedule.timezone.tz(), &rules)
+        }
+        Err(_) => Vec::new(),
+    };
+    let events = u32::try_from(events.into_iter().filter(|e| e.recurrence_id.is_none()).count()).unwrap_or(u32::MAX);
+    Digest { name: None, events, busy, skipped }
 }
 
 /// The feed syncer.
@@ -117,18 +160,7 @@ impl FeedSync {
     /// Reads a feed for `user`: its name, its events, the busy time they hold and the events
     /// it had to skip.
     pub fn digest(&self, text: &str, user: &User, now: Timestamp) -> Result<Digest, String> {
-        let calendar = Calendar::parse(text).map_err(|e| format!("the feed is not iCalendar: {e}"))?;
-        for skipped in &calendar.skipped {
-            tracing::warn!(uid = ?skipped.uid, line = skipped.line, reason = %skipped.reason, "skipped an event of a feed");
-        }
-        let from = now.saturating_sub(SignedDuration::from_hours(24)).unwrap_or(now);
-        let to = now.saturating_add(HORIZON).unwrap_or(now);
-        let window = Interval::new(from, to).map_err(|e| e.to_string())?;
-        let rules = BusyRules { email: Some(&user.email), tentative_is_busy: self.config.tentative_is_busy };
-        let busy = busy_intervals(&calendar, window, user.schedule.timezone.tz(), &rules);
-        let events =
-            u32::try_from(calendar.events.iter().filter(|e| e.recurrence_id.is_none()).count()).unwrap_or(u32::MAX);
-        Ok(Digest { name: calendar.name, events, busy, skipped: calendar.skipped })
+        digest(text, user, now, self.config.tentative_is_busy)
     }
 
     /// Syncs one connection and records the result; returns it.
@@ -181,18 +213,71 @@ impl FeedSync {
         .increment(1);
         Ok(outcome)
     }
+}
+
+/// Every calendar connection's background sync: ICS feeds and provider accounts, each as
+/// it falls due (or as a push notification makes it due).
+#[derive(Clone)]
+pub struct Syncer {
+    pub feeds: FeedSync,
+    pub providers: ProviderSync,
+    /// Rung when a connection became due early (push), so it need not wait for the tick.
+    pub nudge: Arc<tokio::sync::Notify>,
+}
+
+/// What one sync did, for the manual sync's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Synced {
+    /// Events (a series counts once) in the calendars that changed.
+    pub events: u32,
+}
+
+impl Syncer {
+    pub fn new(feeds: FeedSync, providers: ProviderSync) -> Self {
+        Self { feeds, providers, nudge: Arc::new(tokio::sync::Notify::new()) }
+    }
+
+    /// Feeds and providers over one guarded HTTP client each.
+    pub fn standard(store: Arc<dyn Store>, clock: Clock, config: SyncConfig, providers: Providers) -> Self {
+        // Building a rustls client fails only when the TLS backend cannot start at all.
+        let feeds = FeedSync::new(store.clone(), clock.clone(), config.clone())
+            .unwrap_or_else(|e| panic!("the HTTP client for feeds could not be built: {e}"));
+        let client = egress::client(Duration::from_secs(30), config.allow_private)
+            .unwrap_or_else(|e| panic!("the HTTP client for providers could not be built: {e}"));
+        Self::new(feeds, ProviderSync::new(store, clock, client, config, providers))
+    }
+
+    /// Syncs one connection, whatever its provider, and records the result.
+    pub async fn sync(&self, t: &Tenant, conn: &CalendarConnection) -> Result<Synced, StoreError> {
+        if conn.provider == "ics" {
+            return Ok(match self.feeds.sync(t, conn).await? {
+                SyncOutcome::Changed { events, .. } => Synced { events },
+                _ => Synced { events: 0 },
+            });
+        }
+        Ok(match self.providers.sync(t, conn).await? {
+            ProviderSyncOutcome::Synced(calendars) => Synced { events: calendars.iter().map(|c| c.events).sum() },
+            _ => Synced { events: 0 },
+        })
+    }
 
     /// Syncs connections as they fall due until `shutdown`.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        // Due connections are looked for every 5 s, or more often when they fall due sooner.
+        let mut tick =
+            tokio::time::interval(self.feeds.config.every.clamp(Duration::from_millis(100), Duration::from_secs(5)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
                 _ = tick.tick() => {}
+                () = self.nudge.notified() => {}
             }
-            let due = match self.store.due_calendar_syncs(self.clock.now(), 16).await {
+            if let Err(e) = self.providers.renew_expiring(16).await {
+                tracing::error!(error = %e, "renewing push channels failed");
+            }
+            let due = match self.feeds.store.due_calendar_syncs(self.feeds.clock.now(), 16).await {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::error!(error = %e, "reading due calendar syncs failed");

@@ -5,6 +5,10 @@
 pub mod calendar_sync;
 pub mod delivery;
 pub mod egress;
+mod parsed;
+pub mod provider_sync;
+pub mod push;
 pub mod sweep;
+pub mod writeback;
 
 pub use delivery::{DeliveryConfig, DeliveryWorker};

@@ -368,6 +368,8 @@ pub(crate) fn create(
 
 fn record_event(c: &Connection, t: &Tenant, event: BookingEvent, booking: &Booking, now: Timestamp) -> StoreResult<()> {
     let id = ids::new_id("evt");
+    // Every booking change also re-wants its event on the participants' own calendars.
+    crate::writes::enqueue(c, t, booking, now)?;
     let payload = event_envelope(&id, event.as_str(), now, &BookingEventData { booking });
     c.prepare_cached("INSERT INTO outbox_events (id, account_id, mode, event_type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
         .and_then(|mut s| s.execute(params![id, t.account_id, t.mode.as_str(), event.as_str(), payload, ms(now)]))

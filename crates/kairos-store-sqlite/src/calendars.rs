@@ -12,10 +12,10 @@ use crate::db::{error, unique};
 use crate::directory::add_busy_blocks;
 use crate::rows::{ms, ts};
 
-const CONNECTION_COLUMNS: &str = "id, user_id, provider, url, status, etag, last_modified, last_sync, last_error, \
+pub(crate) const CONNECTION_COLUMNS: &str = "id, user_id, provider, url, status, etag, last_modified, last_sync, last_error, \
      next_sync_at, created_at, updated_at";
 
-fn read_connection(r: &Row<'_>) -> rusqlite::Result<CalendarConnectionRow> {
+pub(crate) fn read_connection(r: &Row<'_>) -> rusqlite::Result<CalendarConnectionRow> {
     Ok(CalendarConnectionRow {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -32,7 +32,7 @@ fn read_connection(r: &Row<'_>) -> rusqlite::Result<CalendarConnectionRow> {
     })
 }
 
-struct CalendarConnectionRow {
+pub(crate) struct CalendarConnectionRow {
     id: String,
     user_id: String,
     provider: String,
@@ -48,7 +48,7 @@ struct CalendarConnectionRow {
 }
 
 impl CalendarConnectionRow {
-    fn into_record(self) -> StoreResult<CalendarConnection> {
+    pub(crate) fn into_record(self) -> StoreResult<CalendarConnection> {
         Ok(CalendarConnection {
             id: self.id,
             user_id: self.user_id,
@@ -66,30 +66,39 @@ impl CalendarConnectionRow {
     }
 }
 
-const CALENDAR_COLUMNS: &str =
-    "id, connection_id, user_id, name, provider, is_primary, selected, event_count, created_at, updated_at";
+pub(crate) const CALENDAR_COLUMNS: &str = "id, connection_id, user_id, name, provider, is_primary, selected, event_count, \
+     created_at, updated_at, remote_id, sync_cursor, writable";
 
-/// id, connection, user, name, provider, primary, selected, event count, created, updated.
-type CalendarRow = (String, String, String, String, String, bool, bool, u32, i64, i64);
-
-fn read_calendar(r: &Row<'_>) -> rusqlite::Result<CalendarRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
+pub(crate) struct CalendarRow {
+    record: CalendarRecord,
+    created_at: i64,
+    updated_at: i64,
 }
 
-fn calendar_of(row: CalendarRow) -> StoreResult<CalendarRecord> {
-    let (id, connection_id, user_id, name, provider, primary, selected, event_count, created_at, updated_at) = row;
-    Ok(CalendarRecord {
-        id,
-        connection_id,
-        user_id,
-        name,
-        provider,
-        primary,
-        selected,
-        event_count,
-        created_at: ts(created_at)?,
-        updated_at: ts(updated_at)?,
+pub(crate) fn read_calendar(r: &Row<'_>) -> rusqlite::Result<CalendarRow> {
+    Ok(CalendarRow {
+        record: CalendarRecord {
+            id: r.get(0)?,
+            connection_id: r.get(1)?,
+            user_id: r.get(2)?,
+            name: r.get(3)?,
+            provider: r.get(4)?,
+            primary: r.get(5)?,
+            selected: r.get(6)?,
+            event_count: r.get(7)?,
+            created_at: Timestamp::UNIX_EPOCH,
+            updated_at: Timestamp::UNIX_EPOCH,
+            remote_id: r.get(10)?,
+            cursor: r.get(11)?,
+            writable: r.get(12)?,
+        },
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
     })
+}
+
+pub(crate) fn calendar_of(row: CalendarRow) -> StoreResult<CalendarRecord> {
+    Ok(CalendarRecord { created_at: ts(row.created_at)?, updated_at: ts(row.updated_at)?, ..row.record })
 }
 
 pub(crate) fn insert(
@@ -123,9 +132,17 @@ pub(crate) fn insert(
         ])
     })
     .map_err(unique("url"))?;
+    insert_calendar(c, t, cal, source)?;
+    if cal.selected {
+        replace_busy(c, t, &cal.user_id, &cal.id, busy)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn insert_calendar(c: &Connection, t: &Tenant, cal: &CalendarRecord, source: &str) -> StoreResult<()> {
     c.prepare_cached(&format!(
         "INSERT INTO calendars (account_id, mode, {CALENDAR_COLUMNS}, source)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
     ))
     .and_then(|mut s| {
         s.execute(params![
@@ -141,17 +158,23 @@ pub(crate) fn insert(
             cal.event_count,
             ms(cal.created_at),
             ms(cal.updated_at),
+            cal.remote_id,
+            cal.cursor,
+            cal.writable,
             source
         ])
     })
     .map_err(error)?;
-    if cal.selected {
-        replace_busy(c, t, &cal.user_id, &cal.id, busy)?;
-    }
     Ok(())
 }
 
-fn replace_busy(c: &Connection, t: &Tenant, user_id: &str, calendar_id: &str, busy: &[Interval]) -> StoreResult<()> {
+pub(crate) fn replace_busy(
+    c: &Connection,
+    t: &Tenant,
+    user_id: &str,
+    calendar_id: &str,
+    busy: &[Interval],
+) -> StoreResult<()> {
     c.prepare_cached("DELETE FROM busy_blocks WHERE source = ?1")
         .and_then(|mut s| s.execute([calendar_id]))
         .map_err(error)?;
@@ -194,7 +217,7 @@ pub(crate) fn sources(c: &Connection, t: &Tenant, user_id: &str) -> StoreResult<
               WHERE account_id = ?1 AND mode = ?2 AND user_id = ?3 ORDER BY id"
         ))
         .and_then(|mut s| {
-            s.query_map(params![t.account_id, t.mode.as_str(), user_id], |r| Ok((read_calendar(r)?, r.get(10)?)))?
+            s.query_map(params![t.account_id, t.mode.as_str(), user_id], |r| Ok((read_calendar(r)?, r.get(13)?)))?
                 .collect::<Result<Vec<_>, _>>()
         })
         .map_err(error)?;
@@ -302,6 +325,7 @@ pub(crate) fn delete(
     t: &Tenant,
     user_id: Option<&str>,
     provider: &str,
+    now: Timestamp,
 ) -> StoreResult<(usize, Vec<String>)> {
     let doomed: Vec<(String, String)> = c
         .prepare_cached(
@@ -318,6 +342,11 @@ pub(crate) fn delete(
             .and_then(|mut s| s.execute([calendar]))
             .map_err(error)?;
     }
+    if crate::providers::is_oauth(provider) {
+        for conn in connections(c, t, user_id)?.iter().filter(|conn| conn.provider == provider) {
+            crate::providers::record_connection_event(c, t, "consent.revoked", conn, now)?;
+        }
+    }
     let n = c
         .prepare_cached(
             "DELETE FROM calendar_connections
@@ -332,7 +361,7 @@ pub(crate) fn due(c: &Connection, now: Timestamp, limit: usize) -> StoreResult<V
     let rows = c
         .prepare_cached(&format!(
             "SELECT {CONNECTION_COLUMNS}, account_id, mode FROM calendar_connections
-              WHERE next_sync_at <= ?1 ORDER BY next_sync_at LIMIT ?2"
+              WHERE next_sync_at <= ?1 AND status != 'needs_reauth' ORDER BY next_sync_at LIMIT ?2"
         ))
         .and_then(|mut s| {
             s.query_map(params![ms(now), limit as i64], |r| {

@@ -17,9 +17,11 @@ mod calendars;
 mod db;
 mod directory;
 mod idempotency;
+mod providers;
 mod queue;
 mod rows;
 mod webhooks;
+mod writes;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,6 +62,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0001_core.sql")),
         M::up(include_str!("../migrations/0002_webhooks.sql")),
         M::up(include_str!("../migrations/0003_calendars.sql")),
+        M::up(include_str!("../migrations/0004_providers.sql")),
     ])
 }
 
@@ -623,10 +626,11 @@ impl Store for SqliteStore {
         t: &Tenant,
         user_id: Option<&str>,
         provider: &str,
+        now: Timestamp,
     ) -> StoreResult<usize> {
         let (t, user, provider) = (t.clone(), user_id.map(str::to_string), provider.to_string());
-        self.write(move |c| {
-            calendars::delete(c, &t, user.as_deref(), &provider)
+        self.write_events(move |c| {
+            calendars::delete(c, &t, user.as_deref(), &provider, now)
                 .map(|(n, users)| (n, users.into_iter().map(CacheKey::User).collect()))
         })
         .await
@@ -634,6 +638,112 @@ impl Store for SqliteStore {
 
     async fn due_calendar_syncs(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(Tenant, CalendarConnection)>> {
         self.read(move |c| calendars::due(c, now, limit)).await
+    }
+
+    async fn connect_provider(
+        &self,
+        t: &Tenant,
+        connection: &CalendarConnection,
+        secret: &str,
+        calendars: &[CalendarRecord],
+        now: Timestamp,
+    ) -> StoreResult<Connected> {
+        let (t, conn, secret, cals) = (t.clone(), connection.clone(), secret.to_string(), calendars.to_vec());
+        self.write_events(move |c| providers::connect(c, &t, &conn, &secret, &cals, now).map(|done| (done, Vec::new())))
+            .await
+    }
+
+    async fn connection_secret(&self, t: &Tenant, connection_id: &str) -> StoreResult<Option<String>> {
+        let (t, id) = (t.clone(), connection_id.to_string());
+        self.read(move |c| providers::secret(c, &t, &id)).await
+    }
+
+    async fn store_connection_secret(
+        &self,
+        t: &Tenant,
+        connection_id: &str,
+        secret: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let (t, id, secret) = (t.clone(), connection_id.to_string(), secret.to_string());
+        self.write(move |c| providers::store_secret(c, &t, &id, &secret, now).map(|()| ((), Vec::new()))).await
+    }
+
+    async fn calendar_items(&self, t: &Tenant, calendar_id: &str) -> StoreResult<Vec<CalendarItem>> {
+        let (t, id) = (t.clone(), calendar_id.to_string());
+        self.read(move |c| providers::items(c, &t, &id)).await
+    }
+
+    async fn record_provider_sync(&self, t: &Tenant, record: &ProviderSyncRecord) -> StoreResult<()> {
+        let (t, record) = (t.clone(), record.clone());
+        self.write_events(move |c| {
+            providers::record_sync(c, &t, &record).map(|user| ((), user.into_iter().map(CacheKey::User).collect()))
+        })
+        .await
+    }
+
+    async fn request_calendar_sync(&self, t: &Tenant, connection_id: &str, now: Timestamp) -> StoreResult<bool> {
+        let (t, id) = (t.clone(), connection_id.to_string());
+        self.write(move |c| providers::request_sync(c, &t, &id, now).map(|n| (n, Vec::new()))).await
+    }
+
+    async fn insert_oauth_state(&self, t: &Tenant, state: &OAuthState) -> StoreResult<()> {
+        let (t, state) = (t.clone(), state.clone());
+        self.write(move |c| providers::insert_state(c, &t, &state).map(|()| ((), Vec::new()))).await
+    }
+
+    async fn take_oauth_state(&self, nonce: &str, now: Timestamp) -> StoreResult<Option<(Tenant, OAuthState)>> {
+        let nonce = nonce.to_string();
+        self.write(move |c| providers::take_state(c, &nonce, now).map(|s| (s, Vec::new()))).await
+    }
+
+    async fn save_push_channel(&self, t: &Tenant, channel: &PushChannel) -> StoreResult<()> {
+        let (t, channel) = (t.clone(), channel.clone());
+        self.write(move |c| providers::save_channel(c, &t, &channel).map(|()| ((), Vec::new()))).await
+    }
+
+    async fn push_channel(&self, id: &str) -> StoreResult<Option<(Tenant, PushChannel)>> {
+        let id = id.to_string();
+        self.read(move |c| providers::channel(c, &id)).await
+    }
+
+    async fn push_channels(&self, t: &Tenant, connection_id: &str) -> StoreResult<Vec<PushChannel>> {
+        let (t, id) = (t.clone(), connection_id.to_string());
+        self.read(move |c| providers::channels(c, &t, &id)).await
+    }
+
+    async fn expiring_push_channels(&self, before: Timestamp, limit: usize) -> StoreResult<Vec<(Tenant, PushChannel)>> {
+        self.read(move |c| providers::expiring(c, before, limit)).await
+    }
+
+    async fn delete_push_channel(&self, t: &Tenant, id: &str) -> StoreResult<bool> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.write(move |c| providers::delete_channel(c, &t, &id).map(|n| (n, Vec::new()))).await
+    }
+
+    async fn claim_calendar_writes(
+        &self,
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+        limit: usize,
+    ) -> StoreResult<Vec<(Tenant, CalendarWrite)>> {
+        self.write(move |c| writes::claim(c, now, lease, limit).map(|w| (w, Vec::new()))).await
+    }
+
+    async fn record_calendar_write(
+        &self,
+        t: &Tenant,
+        write: &CalendarWrite,
+        outcome: &WriteOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let (t, write, outcome) = (t.clone(), write.clone(), outcome.clone());
+        self.write(move |c| writes::record(c, &t, &write, &outcome, now).map(|()| ((), Vec::new()))).await
+    }
+
+    async fn calendar_writes(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<CalendarWrite>> {
+        let (t, id) = (t.clone(), booking_id.to_string());
+        self.read(move |c| writes::of_booking(c, &t, &id)).await
     }
 
     fn events_recorded(&self) -> Arc<tokio::sync::Notify> {

@@ -16,8 +16,10 @@ use kairos_core::{Booking, BookingStatus, Business, Interval, Unavailable, User,
 use crate::*;
 
 mod calendars;
+mod providers;
 mod webhooks;
 pub use calendars::*;
+pub use providers::*;
 pub use webhooks::*;
 
 /// Expands to the whole contract suite for a backend. `$make` is an async expression that
@@ -63,6 +65,11 @@ macro_rules! store_contract_tests {
             expired_idempotency_keys_are_swept,
             a_connected_calendar_holds_time_until_deselected_or_disconnected,
             a_sync_replaces_busy_time_and_records_its_outcome,
+            a_provider_reconnects_in_place_with_its_lifecycle_events,
+            provider_syncs_apply_items_cursors_and_busy_time,
+            oauth_authorizations_are_taken_once_before_they_expire,
+            push_channels_are_found_by_id_and_expiry_and_go_with_their_connection,
+            booking_changes_queue_their_calendar_writes,
         );
     };
     (@cases $make:expr; $($name:ident),* $(,)?) => {

@@ -229,16 +229,84 @@ pub trait Store: Send + Sync + 'static {
     /// Records a sync: status, validators, and on new content the calendar's text and (when
     /// selected) its busy time, replaced in one transaction.
     async fn record_calendar_sync(&self, t: &Tenant, record: &SyncRecord) -> StoreResult<()>;
-    /// Deletes a user's (or every) connection of `provider`, with their calendars and busy
-    /// time; returns how many.
+    /// Deletes a user's (or every) connection of `provider`, with their calendars, items, push
+    /// channels and busy time, recording `consent.revoked` for OAuth providers; returns how
+    /// many.
     async fn delete_calendar_connections(
         &self,
         t: &Tenant,
         user_id: Option<&str>,
         provider: &str,
+        now: Timestamp,
     ) -> StoreResult<usize>;
     /// Connections due for a background sync, across tenants, the longest due first.
     async fn due_calendar_syncs(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(Tenant, CalendarConnection)>>;
+
+    // Provider connections (Google, Microsoft, CalDAV).
+    /// Stores a provider connection with its sealed credentials and its calendars, or — when
+    /// the user already connected this account — takes the new credentials, makes it active
+    /// and adds calendars it did not have. Records `consent.granted` for OAuth providers, and
+    /// `connection.reactivated` when it was waiting for reauthorization, in the same
+    /// transaction.
+    async fn connect_provider(
+        &self,
+        t: &Tenant,
+        connection: &CalendarConnection,
+        secret: &str,
+        calendars: &[CalendarRecord],
+        now: Timestamp,
+    ) -> StoreResult<Connected>;
+    /// The sealed credentials of a connection.
+    async fn connection_secret(&self, t: &Tenant, connection_id: &str) -> StoreResult<Option<String>>;
+    /// Replaces the sealed credentials (after a refresh, or to reseal under a new key).
+    async fn store_connection_secret(
+        &self,
+        t: &Tenant,
+        connection_id: &str,
+        secret: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// The items of a calendar as last synced.
+    async fn calendar_items(&self, t: &Tenant, calendar_id: &str) -> StoreResult<Vec<CalendarItem>>;
+    /// Records a provider sync: items, cursors, texts and busy time of its calendars, and the
+    /// connection's status, in one transaction.
+    async fn record_provider_sync(&self, t: &Tenant, record: &ProviderSyncRecord) -> StoreResult<()>;
+    /// Makes a connection due for a sync now (a push notification arrived).
+    async fn request_calendar_sync(&self, t: &Tenant, connection_id: &str, now: Timestamp) -> StoreResult<bool>;
+    /// Keeps a pending OAuth authorization.
+    async fn insert_oauth_state(&self, t: &Tenant, state: &OAuthState) -> StoreResult<()>;
+    /// Takes a pending authorization (it can be taken once); `None` when unknown, used or
+    /// expired.
+    async fn take_oauth_state(&self, nonce: &str, now: Timestamp) -> StoreResult<Option<(Tenant, OAuthState)>>;
+    /// Stores (or replaces, by id) a push channel.
+    async fn save_push_channel(&self, t: &Tenant, channel: &PushChannel) -> StoreResult<()>;
+    /// A push channel by the provider's id, across tenants (notifications carry no key).
+    async fn push_channel(&self, id: &str) -> StoreResult<Option<(Tenant, PushChannel)>>;
+    /// The push channels of a connection.
+    async fn push_channels(&self, t: &Tenant, connection_id: &str) -> StoreResult<Vec<PushChannel>>;
+    /// Push channels expiring before `before`, across tenants, the soonest first.
+    async fn expiring_push_channels(&self, before: Timestamp, limit: usize) -> StoreResult<Vec<(Tenant, PushChannel)>>;
+    async fn delete_push_channel(&self, t: &Tenant, id: &str) -> StoreResult<bool>;
+
+    // Write-back of bookings to providers' calendars (queued by the booking transactions).
+    /// Claims due writes under a lease of `lease`, across tenants.
+    async fn claim_calendar_writes(
+        &self,
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+        limit: usize,
+    ) -> StoreResult<Vec<(Tenant, CalendarWrite)>>;
+    /// Records a claimed write of `version`: done if no newer change of the booking arrived
+    /// meanwhile (else it stays pending for that one).
+    async fn record_calendar_write(
+        &self,
+        t: &Tenant,
+        write: &CalendarWrite,
+        outcome: &WriteOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// A booking's writes, one per participant with a writable calendar.
+    async fn calendar_writes(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<CalendarWrite>>;
 
     /// Notified after a commit that recorded events, so the worker need not poll for them.
     fn events_recorded(&self) -> std::sync::Arc<tokio::sync::Notify>;

@@ -285,16 +285,18 @@ pub struct SweepReport {
     pub idempotency_keys: u64,
 }
 
-/// A connection to a source of calendars for one user: an ICS feed now (Google, Microsoft and
-/// CalDAV accounts later).
+/// A connection to a source of calendars for one user: an ICS feed, or a Google, Microsoft or
+/// CalDAV account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CalendarConnection {
     pub id: String,
     pub user_id: String,
-    /// `ics`.
+    /// `ics`, `google`, `microsoft`, `caldav`.
     pub provider: String,
+    /// The feed's URL, the CalDAV server's URL, or the provider account's email.
     pub url: String,
-    /// `active`, or `error` when the last sync failed (`last_error` says why).
+    /// `active`; `error` when the last sync failed (`last_error` says why); `needs_reauth` when
+    /// the provider refused our grant and the user must connect again.
     pub status: String,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
@@ -318,6 +320,14 @@ pub struct CalendarRecord {
     pub selected: bool,
     /// Events in the calendar as last synced (series count once).
     pub event_count: u32,
+    /// The provider's id of the calendar (Google/Graph calendar id, CalDAV collection URL);
+    /// `None` for a feed.
+    pub remote_id: Option<String>,
+    /// Where the next incremental sync starts (sync token, delta link); `None` before the
+    /// first sync and after an expired one.
+    pub cursor: Option<String>,
+    /// Whether events can be written to it.
+    pub writable: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -348,4 +358,121 @@ pub struct SyncRecord {
     pub at: Timestamp,
     pub next_sync_at: Timestamp,
     pub outcome: SyncOutcome,
+}
+
+/// One provider object of a calendar, as iCalendar (see `kairos-providers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarItem {
+    pub remote_id: String,
+    pub etag: Option<String>,
+    pub ical: String,
+}
+
+/// A synced calendar of a provider connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalendarSync {
+    pub calendar_id: String,
+    pub cursor: Option<String>,
+    /// `upserts` is the whole content: every other item is gone.
+    pub full: bool,
+    pub upserts: Vec<CalendarItem>,
+    pub removed: Vec<String>,
+    /// The calendar's text after the change, its event count, and the busy time it yields
+    /// (written only while the calendar is selected).
+    pub source: String,
+    pub events: u32,
+    pub busy: Vec<Interval>,
+}
+
+/// What one sync of a provider connection found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderSyncOutcome {
+    Synced(Vec<CalendarSync>),
+    /// The sync failed and will be tried again; what was synced before stays.
+    Failed(String),
+    /// The provider refused our grant: status `needs_reauth`, `connection.needs_reauth` once,
+    /// and no more syncs until the user connects again.
+    NeedsReauth(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderSyncRecord {
+    pub connection_id: String,
+    pub at: Timestamp,
+    pub next_sync_at: Timestamp,
+    pub outcome: ProviderSyncOutcome,
+}
+
+/// A provider connection made or made again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connected {
+    pub connection: CalendarConnection,
+    pub calendars: Vec<CalendarRecord>,
+    /// Whether the user had connected this account before.
+    pub existed: bool,
+    /// Whether it was waiting for the user to reconnect (`connection.reactivated` was sent).
+    pub reactivated: bool,
+}
+
+/// A pending OAuth authorization: the `state` we sent the provider points at it. Used once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthState {
+    pub nonce: String,
+    pub provider: String,
+    pub user_id: String,
+    /// Where the browser goes back to (the app's page).
+    pub redirect_uri: String,
+    /// The app's own `state`, handed back to it.
+    pub app_state: Option<String>,
+    /// The PKCE verifier, sealed.
+    pub verifier: String,
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
+}
+
+/// A push channel (Google watch channel, Graph subscription) of a calendar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushChannel {
+    /// The provider's id for it.
+    pub id: String,
+    pub connection_id: String,
+    pub calendar_id: String,
+    pub provider: String,
+    /// Google's resourceId.
+    pub resource_id: Option<String>,
+    /// SHA-256 (hex) of the token the provider echoes with each notification.
+    pub token_hash: String,
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
+}
+
+/// A booking's event on one participant's calendar (write-back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarWrite {
+    pub booking_id: String,
+    pub user_id: String,
+    pub connection_id: String,
+    pub calendar_id: String,
+    /// The provider's id of the event once written.
+    pub remote_id: Option<String>,
+    pub etag: Option<String>,
+    /// Whether the event should exist (the booking holds time) or not (cancelled).
+    pub present: bool,
+    /// Bumped by every change of the booking; the write records the version it wrote.
+    pub version: i64,
+    /// `pending`, `done` or `failed` (retries exhausted; `last_error` says why).
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+/// How a claimed write went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The event exists as wanted (or, for an absent one, is gone).
+    Written { remote_id: Option<String>, etag: Option<String> },
+    /// Failed; try again at `retry_at`, or give up (`None`).
+    Failed { error: String, retry_at: Option<Timestamp> },
 }

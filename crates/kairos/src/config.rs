@@ -28,9 +28,75 @@ pub struct Config {
     /// Calendar feeds: `KAIROS_CALENDAR_SYNC_INTERVAL` (15m), `KAIROS_TENTATIVE_IS_BUSY`
     /// (true), and `KAIROS_ALLOW_PRIVATE_URLS`.
     pub calendars: SyncConfig,
+    /// `KAIROS_SECRET_KEY`: seals provider tokens and signs OAuth state (comma-separated for
+    /// rotation, the first one sealing). Unset: a development key kept beside the database.
+    pub secret_key: Option<String>,
+    /// `KAIROS_GOOGLE_*`: the Google OAuth client and endpoints; `None` without a client id.
+    pub google: Option<GoogleConfig>,
+    /// `KAIROS_MICROSOFT_*`: the Microsoft OAuth client and endpoints.
+    pub microsoft: Option<MicrosoftConfig>,
     /// The clock background work (delivery, retries, sweeps) runs on: the system clock.
     /// Tests that fix the API's clock run this one from the same instant.
     pub background_clock: Clock,
+}
+
+/// Google: an OAuth client (Google Cloud console) and the endpoints (real ones by default;
+/// `KAIROS_GOOGLE_BASE_URL` points all of them at one emulator).
+#[derive(Debug, Clone)]
+pub struct GoogleConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    pub auth_url: url::Url,
+    pub token_url: url::Url,
+    pub revoke_url: url::Url,
+    pub api_url: url::Url,
+}
+
+impl GoogleConfig {
+    /// The real endpoints, or all under `base` (an emulator).
+    pub fn new(client_id: String, client_secret: String, base: Option<&str>) -> anyhow::Result<Self> {
+        let url = |real: &str, path: &str| -> anyhow::Result<url::Url> {
+            let text = match base {
+                Some(base) => format!("{}{path}", base.trim_end_matches('/')),
+                None => real.to_string(),
+            };
+            url::Url::parse(&text).with_context(|| format!("`{text}` is not a URL"))
+        };
+        Ok(Self {
+            client_id,
+            client_secret,
+            auth_url: url("https://accounts.google.com/o/oauth2/v2/auth", "/o/oauth2/v2/auth")?,
+            token_url: url("https://oauth2.googleapis.com/token", "/token")?,
+            revoke_url: url("https://oauth2.googleapis.com/revoke", "/revoke")?,
+            api_url: url("https://www.googleapis.com", "")?,
+        })
+    }
+}
+
+/// Microsoft: an app registration (Entra ID) and the endpoints.
+#[derive(Debug, Clone)]
+pub struct MicrosoftConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    pub login_url: url::Url,
+    pub tenant: String,
+    pub graph_url: url::Url,
+}
+
+impl MicrosoftConfig {
+    pub fn new(client_id: String, client_secret: String, base: Option<&str>) -> anyhow::Result<Self> {
+        let url = |real: &str| -> anyhow::Result<url::Url> {
+            let text = base.map_or_else(|| real.to_string(), |b| b.trim_end_matches('/').to_string());
+            url::Url::parse(&text).with_context(|| format!("`{text}` is not a URL"))
+        };
+        Ok(Self {
+            client_id,
+            client_secret,
+            login_url: url("https://login.microsoftonline.com")?,
+            tenant: "common".into(),
+            graph_url: url("https://graph.microsoft.com")?,
+        })
+    }
 }
 
 const DEFAULT_RETENTION: jiff::SignedDuration = jiff::SignedDuration::from_hours(7 * 24);
@@ -85,6 +151,9 @@ impl Config {
             webhooks: DeliveryConfig::default(),
             webhook_retention: DEFAULT_RETENTION,
             calendars: SyncConfig::default(),
+            secret_key: None,
+            google: None,
+            microsoft: None,
             background_clock: Clock::system(),
         }
     }
@@ -132,7 +201,54 @@ impl Config {
         if let Some(text) = var("KAIROS_TENTATIVE_IS_BUSY") {
             calendars.tentative_is_busy = parse_bool("KAIROS_TENTATIVE_IS_BUSY", &text)?;
         }
+        let parse_url = |name: &str, text: String| -> anyhow::Result<url::Url> {
+            url::Url::parse(&text).with_context(|| format!("{name} must be a URL, not `{text}`"))
+        };
+        let google = match (var("KAIROS_GOOGLE_CLIENT_ID"), var("KAIROS_GOOGLE_CLIENT_SECRET")) {
+            (Some(id), Some(secret)) => {
+                let mut g = GoogleConfig::new(id, secret, var("KAIROS_GOOGLE_BASE_URL").as_deref())?;
+                if let Some(u) = var("KAIROS_GOOGLE_AUTH_URL") {
+                    g.auth_url = parse_url("KAIROS_GOOGLE_AUTH_URL", u)?;
+                }
+                if let Some(u) = var("KAIROS_GOOGLE_TOKEN_URL") {
+                    g.token_url = parse_url("KAIROS_GOOGLE_TOKEN_URL", u)?;
+                }
+                if let Some(u) = var("KAIROS_GOOGLE_REVOKE_URL") {
+                    g.revoke_url = parse_url("KAIROS_GOOGLE_REVOKE_URL", u)?;
+                }
+                if let Some(u) = var("KAIROS_GOOGLE_API_URL") {
+                    g.api_url = parse_url("KAIROS_GOOGLE_API_URL", u)?;
+                }
+                Some(g)
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("set both KAIROS_GOOGLE_CLIENT_ID and KAIROS_GOOGLE_CLIENT_SECRET, or neither"),
+        };
+        let microsoft = match (var("KAIROS_MICROSOFT_CLIENT_ID"), var("KAIROS_MICROSOFT_CLIENT_SECRET")) {
+            (Some(id), Some(secret)) => {
+                let mut m = MicrosoftConfig::new(id, secret, var("KAIROS_MICROSOFT_BASE_URL").as_deref())?;
+                if let Some(u) = var("KAIROS_MICROSOFT_LOGIN_URL") {
+                    m.login_url = parse_url("KAIROS_MICROSOFT_LOGIN_URL", u)?;
+                }
+                if let Some(u) = var("KAIROS_MICROSOFT_GRAPH_URL") {
+                    m.graph_url = parse_url("KAIROS_MICROSOFT_GRAPH_URL", u)?;
+                }
+                if let Some(tenant) = var("KAIROS_MICROSOFT_TENANT") {
+                    m.tenant = tenant;
+                }
+                Some(m)
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("set both KAIROS_MICROSOFT_CLIENT_ID and KAIROS_MICROSOFT_CLIENT_SECRET, or neither"),
+        };
+        let secret_key = var("KAIROS_SECRET_KEY");
+        if let Some(key) = &secret_key {
+            kairos_providers::sealed::Keyring::parse(key).context("KAIROS_SECRET_KEY is not usable")?;
+        }
         Ok(Self {
+            secret_key,
+            google,
+            microsoft,
             webhooks,
             webhook_retention,
             calendars,

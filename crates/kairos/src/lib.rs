@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod providers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use kairos_api::{AppState, Clock};
 use kairos_jobs::DeliveryWorker;
-use kairos_jobs::calendar_sync::FeedSync;
+use kairos_jobs::calendar_sync::Syncer;
 use kairos_store::Store;
 use kairos_store_sqlite::{SqliteOptions, SqliteStore};
 use tokio::net::TcpListener;
@@ -73,10 +74,26 @@ pub async fn serve(
         config.webhook_retention,
         stop_signal(),
     ));
-    let feeds = FeedSync::new(store.clone(), config.background_clock.clone(), config.calendars.clone())
-        .context("could not build the calendar HTTP client")?;
-    let syncer = tokio::spawn(feeds.clone().run(stop_signal()));
-    let state = AppState::new(store, clock).allowing_private_urls(config.webhooks.allow_private).with_feeds(feeds);
+    // The default public URL follows the address actually bound (port 0 in tests).
+    let mut config = config.clone();
+    if config.public_url == format!("http://{}", config.bind)
+        && let Ok(addr) = listener.local_addr()
+    {
+        config.public_url = format!("http://{addr}");
+    }
+    let config = &config;
+    let providers = providers::configure(config)?;
+    let sync = Syncer::standard(store.clone(), config.background_clock.clone(), config.calendars.clone(), providers);
+    let syncer = tokio::spawn(sync.clone().run(stop_signal()));
+    let writer =
+        kairos_jobs::writeback::WriteBack::new(sync.providers.clone(), store.clone(), config.background_clock.clone());
+    let writer = tokio::spawn(writer.run(stop_signal()));
+    let public_url = url::Url::parse(&config.public_url)
+        .with_context(|| format!("KAIROS_PUBLIC_URL must be a URL, not `{}`", config.public_url))?;
+    let state = AppState::new(store, clock)
+        .allowing_private_urls(config.webhooks.allow_private)
+        .with_sync(sync)
+        .with_public_url(public_url);
     let prometheus = state.prometheus.clone();
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
@@ -90,7 +107,7 @@ pub async fn serve(
     upkeep.abort();
     forward.abort();
     let _ = stop.send(true);
-    let _ = tokio::join!(worker, sweeper, syncer);
+    let _ = tokio::join!(worker, sweeper, syncer, writer);
     served.context("the HTTP server failed")
 }
 

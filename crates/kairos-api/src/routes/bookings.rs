@@ -165,14 +165,57 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(booking)))
 }
 
+/// A booking with the state of its events on the participants' own calendars.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingDetail {
+    #[serde(flatten)]
+    pub booking: Booking,
+    /// One per participant with a connected, writable calendar (Google, Microsoft, CalDAV).
+    pub calendar_events: Vec<CalendarEventState>,
+}
+
+/// Where write-back of a booking to one participant's calendar stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CalendarEventState {
+    pub user_id: String,
+    pub calendar_id: String,
+    /// The provider's id of the event, once written.
+    pub event_id: Option<String>,
+    /// `pending` (being written or waiting to retry), `synced`, or `failed` (retries
+    /// exhausted).
+    pub status: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<jiff::Timestamp>,
+    pub updated_at: jiff::Timestamp,
+}
+
+impl From<kairos_store::CalendarWrite> for CalendarEventState {
+    fn from(w: kairos_store::CalendarWrite) -> Self {
+        let pending = w.status == "pending";
+        Self {
+            user_id: w.user_id,
+            calendar_id: w.calendar_id,
+            event_id: w.remote_id,
+            status: if w.status == "done" { "synced".into() } else { w.status },
+            attempts: w.attempts,
+            last_error: w.last_error,
+            next_attempt_at: pending.then_some(w.next_attempt_at),
+            updated_at: w.updated_at,
+        }
+    }
+}
+
 #[utoipa::path(get, path = "/v1/bookings/{id}", tag = super::BOOKINGS, params(("id" = String, Path)),
-    responses((status = 200, body = Booking), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = BookingDetail), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Auth(t): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Booking>, ApiError> {
-    state.store.booking(&t, &id).await?.map(Json).ok_or_else(|| ApiError::not_found("booking", &id))
+) -> Result<Json<BookingDetail>, ApiError> {
+    let booking = state.store.booking(&t, &id).await?.ok_or_else(|| ApiError::not_found("booking", &id))?;
+    let calendar_events = state.store.calendar_writes(&t, &id).await?.into_iter().map(Into::into).collect();
+    Ok(Json(BookingDetail { booking, calendar_events }))
 }
 
 #[utoipa::path(get, path = "/v1/bookings", tag = super::BOOKINGS, params(BookingsQuery), responses((status = 200, body = BookingList), (status = 422, body = ErrorBody)))]

@@ -1,5 +1,6 @@
 //! `/v1/calendars`: connecting ICS feeds, listing and selecting calendars, manual sync and
-//! disconnecting. The fetching and reading is `kairos_jobs::calendar_sync`.
+//! disconnecting (provider accounts connect in `connect`). The fetching and reading is
+//! `kairos_jobs::calendar_sync` and `kairos_jobs::provider_sync`.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -7,7 +8,7 @@ use axum::http::StatusCode;
 use jiff::Timestamp;
 use kairos_core::User;
 use kairos_jobs::calendar_sync::{Fetched, normalise_feed_url};
-use kairos_store::{CalendarConnection, CalendarRecord, SyncOutcome, Tenant, ids};
+use kairos_store::{CalendarConnection, CalendarRecord, Tenant, ids};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -22,7 +23,7 @@ pub struct CalendarView {
     #[schema(example = "cal_01jd3k5v7w8x9y0z1a2b3c4d5e")]
     pub id: String,
     pub name: String,
-    /// `ics`.
+    /// `google`, `microsoft`, `caldav` or `ics`.
     pub provider: String,
     pub primary: bool,
     /// Only selected calendars block availability.
@@ -53,7 +54,8 @@ pub struct ConnectionView {
     pub user_id: String,
     pub provider: String,
     pub url: String,
-    /// `active`, or `error` when the last sync failed.
+    /// `active`; `error` when the last sync failed; `needs_reauth` when the user must connect
+    /// again.
     pub status: String,
     pub last_sync: Option<Timestamp>,
     pub last_error: Option<String>,
@@ -132,7 +134,7 @@ pub struct UserQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DisconnectQuery {
-    /// `ics` (Google, Microsoft and CalDAV come with their issue).
+    /// `google`, `microsoft`, `caldav` or `ics`.
     pub provider: String,
     /// A user id or email; absent means every user of the account.
     pub user: Option<String>,
@@ -156,6 +158,9 @@ pub struct Disconnected {
     pub provider: String,
     pub disconnected: usize,
 }
+
+/// Every kind of connection, as `GET /v1/calendars` lists them.
+const PROVIDERS: [&str; 4] = ["google", "microsoft", "caldav", "ics"];
 
 /// A manual sync within this long of the last one returns it without syncing again.
 const SYNC_THROTTLE: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
@@ -181,7 +186,7 @@ pub async fn connect_ics(
 ) -> Result<(StatusCode, Json<Connected>), ApiError> {
     let user = user_named(&state, &t, "user", &body.user).await?;
     let url = normalise_feed_url(&body.url);
-    let feeds = &state.feeds;
+    let feeds = &state.sync.feeds;
     let checked = kairos_jobs::egress::check_url(&url, feeds.config().allow_private)
         .await
         .map_err(|refusal| ApiError::invalid("url", format!("Refused `{url}`: {refusal}.")))?;
@@ -220,6 +225,9 @@ pub async fn connect_ics(
         event_count: events,
         created_at: now,
         updated_at: now,
+        remote_id: None,
+        cursor: None,
+        writable: false,
     };
     state.store.insert_calendar_connection(&t, &connection, &calendar, &text, &busy).await.map_err(|e| match e {
         kairos_store::StoreError::Conflict(_) => ApiError::conflict(
@@ -250,16 +258,23 @@ pub async fn list(
     };
     let calendars = state.store.calendars(&t, user.as_deref()).await?;
     let connections = state.store.calendar_connections(&t, user.as_deref()).await?;
-    let ics: Vec<&CalendarConnection> = connections.iter().filter(|c| c.provider == "ics").collect();
-    let failing = ics.iter().find(|c| c.status != "active");
-    let providers = vec![ProviderView {
-        name: "ics".into(),
-        connected: !ics.is_empty(),
-        calendar_count: calendars.iter().filter(|c| c.provider == "ics").count(),
-        status: (!ics.is_empty()).then(|| failing.map_or("active", |c| c.status.as_str()).to_string()),
-        last_sync: ics.iter().filter_map(|c| c.last_sync).max(),
-        last_error: failing.and_then(|c| c.last_error.clone()),
-    }];
+    let providers = PROVIDERS
+        .iter()
+        .map(|&name| {
+            let mine: Vec<&CalendarConnection> = connections.iter().filter(|c| c.provider == name).collect();
+            // The status that needs attention first.
+            let worst =
+                mine.iter().find(|c| c.status == "needs_reauth").or_else(|| mine.iter().find(|c| c.status != "active"));
+            ProviderView {
+                name: name.into(),
+                connected: !mine.is_empty(),
+                calendar_count: calendars.iter().filter(|c| c.provider == name).count(),
+                status: (!mine.is_empty()).then(|| worst.map_or("active", |c| c.status.as_str()).to_string()),
+                last_sync: mine.iter().filter_map(|c| c.last_sync).max(),
+                last_error: worst.and_then(|c| c.last_error.clone()),
+            }
+        })
+        .collect();
     Ok(Json(CalendarList { calendars: calendars.into_iter().map(Into::into).collect(), providers }))
 }
 
@@ -297,9 +312,7 @@ pub async fn sync(
         if conn.updated_at.saturating_add(SYNC_THROTTLE).is_ok_and(|until| now < until) {
             continue;
         }
-        if let SyncOutcome::Changed { events, .. } = state.feeds.sync(&t, &conn).await? {
-            events_synced += events;
-        }
+        events_synced += state.sync.sync(&t, &conn).await?.events;
     }
     let last_sync =
         state.store.calendar_connections(&t, user.as_deref()).await?.iter().filter_map(|c| c.last_sync).max();
@@ -313,16 +326,23 @@ pub async fn disconnect(
     Auth(t): Auth,
     ApiQuery(q): ApiQuery<DisconnectQuery>,
 ) -> Result<Json<Disconnected>, ApiError> {
-    if q.provider != "ics" {
+    if !PROVIDERS.contains(&q.provider.as_str()) {
         return Err(ApiError::invalid(
             "provider",
-            format!("`{}` is not a connected provider; this server connects `ics` feeds.", q.provider),
+            format!("`{}` is not a provider; use one of google, microsoft, caldav, ics.", q.provider),
         ));
     }
     let user = match &q.user {
         Some(text) => Some(user_named(&state, &t, "user", text).await?.id),
         None => None,
     };
-    let disconnected = state.store.delete_calendar_connections(&t, user.as_deref(), &q.provider).await?;
+    // Stop push and revoke the grant first (best effort: the user's data goes either way).
+    for conn in state.store.calendar_connections(&t, user.as_deref()).await? {
+        if conn.provider == q.provider {
+            state.sync.providers.release(&t, &conn).await;
+        }
+    }
+    let disconnected =
+        state.store.delete_calendar_connections(&t, user.as_deref(), &q.provider, state.clock.now()).await?;
     Ok(Json(Disconnected { provider: q.provider, disconnected }))
 }

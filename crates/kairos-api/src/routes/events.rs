@@ -175,7 +175,7 @@ pub async fn list(
     }
     let user = user_named(&state, &t, "user", &q.user).await?;
     let zone = user.schedule.timezone.tz().clone();
-    let rules = BusyRules { email: Some(&user.email), tentative_is_busy: state.feeds.config().tentative_is_busy };
+    let rules = BusyRules { email: Some(&user.email), tentative_is_busy: state.sync.feeds.config().tentative_is_busy };
     let mut events = Vec::new();
     for (calendar, source) in state.store.calendar_sources(&t, &user.id).await? {
         let Ok(parsed) = Calendar::parse(&source) else { continue };

@@ -6,8 +6,10 @@ pub mod availability;
 pub mod bookings;
 pub mod businesses;
 pub mod calendars;
+pub mod connect;
 pub mod events;
 pub mod health;
+pub mod push;
 pub mod users;
 pub mod webhooks;
 

@@ -32,10 +32,13 @@ fn calendar(conn: &CalendarConnection) -> CalendarRecord {
         event_count: 1,
         created_at: now(),
         updated_at: now(),
+        remote_id: None,
+        cursor: None,
+        writable: false,
     }
 }
 
-async fn busy_at(store: &S, t: &Tenant, email: &str, interval: Interval) -> bool {
+pub(super) async fn busy_at(store: &S, t: &Tenant, email: &str, interval: Interval) -> bool {
     let who = Who { participants: vec![UserRef::Email(email.into())], ..Who::default() };
     let party = store.load_party(t, &who, interval, now()).await.unwrap();
     party.check(interval, now(), SearchMode::Collective).is_err()
@@ -69,8 +72,8 @@ pub async fn a_connected_calendar_holds_time_until_deselected_or_disconnected(st
     assert_eq!(due.iter().map(|(_, c)| c.id.as_str()).collect::<Vec<_>>(), [conn.id.as_str()], "selected: due now");
     assert_eq!(due[0].1.etag, None, "and fetched whole, not conditionally");
 
-    assert_eq!(store.delete_calendar_connections(&globex, None, "ics").await.unwrap(), 0);
-    assert_eq!(store.delete_calendar_connections(&a, Some(&alice.id), "ics").await.unwrap(), 1);
+    assert_eq!(store.delete_calendar_connections(&globex, None, "ics", now()).await.unwrap(), 0);
+    assert_eq!(store.delete_calendar_connections(&a, Some(&alice.id), "ics", now()).await.unwrap(), 1);
     assert!(store.calendars(&a, None).await.unwrap().is_empty());
     assert!(store.due_calendar_syncs(now(), 10).await.unwrap().is_empty());
 }

@@ -181,7 +181,7 @@ async fn unusable_feeds_are_refused_and_nothing_is_stored() {
     assert_error(&unreachable, 422, "parameter_invalid", Some("url"));
     let listed = app.get("/v1/calendars").await;
     assert_eq!(listed.body["calendars"], json!([]));
-    assert_eq!(listed.body["providers"][0]["connected"], false);
+    assert_eq!(listed.body["providers"][3]["connected"], false);
     connect(&app, &url).await;
     let twice = app.post("/v1/calendars/ics", json!({"user": "alice@example.com", "url": url})).await;
     assert_eq!(twice.status, 409, "{}", twice.body);
@@ -219,8 +219,9 @@ async fn sync_uses_conditional_gets_is_throttled_and_picks_up_changes() {
     assert!(r.body["events_synced"].as_u64().unwrap() > 0, "{}", r.body);
     assert_eq!(slots(&app, "2030-01-01T14:00:00Z", "2030-01-01T16:00:00Z").await.len(), 4);
     let listed = app.get("/v1/calendars?user=alice@example.com").await;
-    assert_eq!(listed.body["providers"][0]["status"], "active");
-    assert!(listed.body["providers"][0]["last_sync"].is_string());
+    assert_eq!(listed.body["providers"][3]["name"], "ics", "google, microsoft, caldav, ics");
+    assert_eq!(listed.body["providers"][3]["status"], "active");
+    assert!(listed.body["providers"][3]["last_sync"].is_string());
 }
 
 #[tokio::test]

@@ -3,9 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation should fail the test loudly
 
 mod bookings;
+mod caldav;
 mod calendars;
 mod cli;
 mod crash;
+mod google;
+mod microsoft;
 mod readme;
 mod receiver;
 mod support;

@@ -42,6 +42,20 @@ impl TestApp {
 
     /// Like [`TestApp::start`], with `configure` applied to the test configuration last.
     pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with_clock(Clock::fixed(NOW.parse().unwrap()), configure).await
+    }
+
+    /// With the system clock for the API and the background alike (for tests against peers
+    /// that keep real time, such as provider emulators).
+    pub async fn start_live(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with_clock(Clock::system(), |config| {
+            config.background_clock = Clock::system();
+            configure(config);
+        })
+        .await
+    }
+
+    async fn start_with_clock(clock: Clock, configure: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("kairos.db");
         let mut config = Config::new(format!("sqlite://{}", db_path.display()), "127.0.0.1:0");
@@ -53,7 +67,6 @@ impl TestApp {
         config.webhooks.timeout = std::time::Duration::from_secs(1);
         configure(&mut config);
         let store = kairos::open_store(&config).await.unwrap();
-        let clock = Clock::fixed(NOW.parse().unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();

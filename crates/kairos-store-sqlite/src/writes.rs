@@ -1,0 +1,179 @@
+//! Write-back queue: a booking's event on each participant's own calendar. Rows are queued
+//! (or re-wanted) in the booking's transaction, so a change is never lost between the commit
+//! and the provider call; the worker claims them under a lease.
+
+use jiff::{SignedDuration, Timestamp};
+use kairos_core::{Booking, BookingStatus};
+use kairos_store::{CalendarWrite, StoreError, StoreResult, Tenant, WriteOutcome};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::db::error;
+use crate::rows::{ms, ts};
+
+/// Queues the booking's wanted state for each participant who has a writable calendar of a
+/// provider account (their primary one first).
+pub(crate) fn enqueue(c: &Connection, t: &Tenant, booking: &Booking, now: Timestamp) -> StoreResult<()> {
+    let wanted = if booking.status == BookingStatus::Confirmed { "present" } else { "absent" };
+    for p in &booking.participants {
+        let updated = c
+            .prepare_cached(
+                "UPDATE calendar_writes SET wanted = ?1, version = version + 1, status = 'pending', attempts = 0,
+                        next_attempt_at = ?2, last_error = NULL, updated_at = ?2
+                  WHERE booking_id = ?3 AND user_id = ?4",
+            )
+            .and_then(|mut s| s.execute(params![wanted, ms(now), booking.id, p.id]))
+            .map_err(error)?;
+        if updated > 0 || wanted == "absent" {
+            continue;
+        }
+        let target: Option<(String, String)> = c
+            .prepare_cached(
+                "SELECT cal.id, cal.connection_id FROM calendars cal
+                   JOIN calendar_connections conn ON conn.id = cal.connection_id
+                  WHERE cal.user_id = ?1 AND cal.account_id = ?2 AND cal.mode = ?3 AND cal.writable = 1
+                    AND conn.provider IN ('google', 'microsoft', 'caldav')
+                  ORDER BY cal.is_primary DESC, cal.selected DESC, cal.created_at, cal.id LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![p.id, t.account_id, t.mode.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional()
+            })
+            .map_err(error)?;
+        let Some((calendar_id, connection_id)) = target else { continue };
+        c.prepare_cached(
+            "INSERT INTO calendar_writes (booking_id, user_id, account_id, mode, connection_id, calendar_id, wanted,
+                                          version, status, next_attempt_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'present', 1, 'pending', ?7, ?7)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![booking.id, p.id, t.account_id, t.mode.as_str(), connection_id, calendar_id, ms(now)])
+        })
+        .map_err(error)?;
+    }
+    Ok(())
+}
+
+const COLUMNS: &str = "booking_id, user_id, connection_id, calendar_id, remote_id, etag, wanted, version, status, \
+                       attempts, next_attempt_at, last_error, updated_at, account_id, mode";
+
+type Row = (CalendarWrite, i64, i64, String, String);
+
+fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((
+        CalendarWrite {
+            booking_id: r.get(0)?,
+            user_id: r.get(1)?,
+            connection_id: r.get(2)?,
+            calendar_id: r.get(3)?,
+            remote_id: r.get(4)?,
+            etag: r.get(5)?,
+            present: r.get::<_, String>(6)? == "present",
+            version: r.get(7)?,
+            status: r.get(8)?,
+            attempts: r.get(9)?,
+            next_attempt_at: Timestamp::UNIX_EPOCH,
+            last_error: r.get(11)?,
+            updated_at: Timestamp::UNIX_EPOCH,
+        },
+        r.get(10)?,
+        r.get(12)?,
+        r.get(13)?,
+        r.get(14)?,
+    ))
+}
+
+fn finish(row: Row) -> StoreResult<(Tenant, CalendarWrite)> {
+    let (write, next, updated, account_id, mode) = row;
+    let mode = kairos_store::Mode::parse(&mode).ok_or_else(|| StoreError::Backend(format!("unknown mode {mode}")))?;
+    Ok((Tenant { account_id, mode }, CalendarWrite { next_attempt_at: ts(next)?, updated_at: ts(updated)?, ..write }))
+}
+
+pub(crate) fn claim(
+    c: &Connection,
+    now: Timestamp,
+    lease: SignedDuration,
+    limit: usize,
+) -> StoreResult<Vec<(Tenant, CalendarWrite)>> {
+    let until = now.saturating_add(lease).unwrap_or(now);
+    let rows = c
+        .prepare_cached(&format!(
+            "UPDATE calendar_writes SET leased_until = ?1
+              WHERE rowid IN (SELECT rowid FROM calendar_writes
+                               WHERE status = 'pending' AND next_attempt_at <= ?2
+                                 AND (leased_until IS NULL OR leased_until <= ?2)
+                               ORDER BY next_attempt_at LIMIT ?3)
+             RETURNING {COLUMNS}"
+        ))
+        .and_then(|mut s| s.query_map(params![ms(until), ms(now), limit as i64], read)?.collect::<Result<Vec<_>, _>>())
+        .map_err(error)?;
+    rows.into_iter().map(finish).collect()
+}
+
+pub(crate) fn record(
+    c: &Connection,
+    t: &Tenant,
+    w: &CalendarWrite,
+    outcome: &WriteOutcome,
+    now: Timestamp,
+) -> StoreResult<()> {
+    match outcome {
+        WriteOutcome::Written { remote_id, etag } => {
+            c.prepare_cached(
+                "UPDATE calendar_writes
+                    SET remote_id = ?1, etag = ?2, written_version = ?3, leased_until = NULL, attempts = 0,
+                        last_error = NULL, updated_at = ?4,
+                        status = CASE WHEN version = ?3 THEN 'done' ELSE 'pending' END
+                  WHERE booking_id = ?5 AND user_id = ?6 AND account_id = ?7 AND mode = ?8",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    remote_id,
+                    etag,
+                    w.version,
+                    ms(now),
+                    w.booking_id,
+                    w.user_id,
+                    t.account_id,
+                    t.mode.as_str()
+                ])
+            })
+            .map_err(error)?;
+        }
+        WriteOutcome::Failed { error: why, retry_at } => {
+            // A newer change resets the attempts: only a failure of the current version counts.
+            c.prepare_cached(
+                "UPDATE calendar_writes
+                    SET leased_until = NULL, last_error = ?1, updated_at = ?2,
+                        attempts = CASE WHEN version = ?3 THEN attempts + 1 ELSE attempts END,
+                        status = CASE WHEN version = ?3 AND ?4 IS NULL THEN 'failed' ELSE 'pending' END,
+                        next_attempt_at = CASE WHEN version = ?3 THEN coalesce(?4, next_attempt_at) ELSE next_attempt_at END
+                  WHERE booking_id = ?5 AND user_id = ?6 AND account_id = ?7 AND mode = ?8",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    why,
+                    ms(now),
+                    w.version,
+                    retry_at.map(ms),
+                    w.booking_id,
+                    w.user_id,
+                    t.account_id,
+                    t.mode.as_str()
+                ])
+            })
+            .map_err(error)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn of_booking(c: &Connection, t: &Tenant, booking_id: &str) -> StoreResult<Vec<CalendarWrite>> {
+    let rows = c
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM calendar_writes WHERE booking_id = ?1 AND account_id = ?2 AND mode = ?3 ORDER BY user_id"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![booking_id, t.account_id, t.mode.as_str()], read)?.collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(error)?;
+    rows.into_iter().map(|r| finish(r).map(|(_, w)| w)).collect()
+}
