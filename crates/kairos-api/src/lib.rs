@@ -153,7 +153,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(calendars::select))
         .routes(routes!(calendars::sync))
         .routes(routes!(calendars::disconnect))
-        .routes(routes!(events::list))
+        .routes(routes!(events::list, events::create))
+        .routes(routes!(events::update, events::delete))
 }
 
 /// The routes anyone may call.

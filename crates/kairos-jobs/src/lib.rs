@@ -8,6 +8,7 @@ pub mod egress;
 mod parsed;
 pub mod provider_sync;
 pub mod push;
+pub mod remote_events;
 pub mod sweep;
 pub mod writeback;
 

@@ -325,3 +325,105 @@ async fn bookings_are_written_to_the_hosts_google_calendar() {
     assert_eq!(written(&app, &id).await["status"], "synced");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn events_are_created_changed_and_deleted_through_the_provider() {
+    let (app, google) = start().await;
+    let primary = google.account_email();
+    consent(&app, "s").await;
+    eventually("the first sync", || async { !google_provider(&app).await["last_sync"].is_null() }).await;
+    let day = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC).date().tomorrow().unwrap();
+    let morning = || async { slots(&app, &utc(day, 9), &utc(day, 12)).await };
+
+    let r = app
+        .post(
+            "/v1/events",
+            json!({"user": "alice@example.com", "title": "Design review", "description": "Room 4",
+                   "start_time": utc(day, 10), "end_time": utc(day, 11),
+                   "attendees": ["bob@example.com", {"email": "carol@example.com", "name": "Carol"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        (r.body["title"].as_str(), r.body["start_time"].as_str()),
+        (Some("Design review"), Some(utc(day, 10).as_str()))
+    );
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let in_google = google.events(&primary);
+    assert_eq!(in_google.len(), 1);
+    let emails: Vec<&str> =
+        in_google[0]["attendees"].as_array().unwrap().iter().filter_map(|a| a["email"].as_str()).collect();
+    assert_eq!(emails, ["bob@example.com", "carol@example.com"]);
+    // Read back by the sync that the write made due.
+    eventually("the event holds time", || async { morning().await == [utc(day, 9), utc(day, 11)] }).await;
+
+    let r = app
+        .patch(
+            &format!("/v1/events/{id}"),
+            json!({"title": "Design review (moved)", "start_time": utc(day, 11), "end_time": utc(day, 12)}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["title"], "Design review (moved)");
+    assert_eq!(google.events(&primary)[0]["summary"], "Design review (moved)");
+    eventually("the moved event holds time", || async { morning().await == [utc(day, 9), utc(day, 10)] }).await;
+
+    let r = app.delete(&format!("/v1/events/{id}")).await;
+    assert_eq!((r.status.as_u16(), r.body["deleted"].as_bool()), (200, Some(true)), "{}", r.body);
+    assert!(google.events(&primary).is_empty());
+    eventually("the time is free", || async { morning().await.len() == 3 }).await;
+
+    // Bad requests say what to fix and change nothing.
+    let bad = |body: Value| {
+        let app = &app;
+        async move { app.post("/v1/events", body).await }
+    };
+    let base = json!({"user": "alice@example.com", "title": "x", "start_time": utc(day, 10), "end_time": utc(day, 11)});
+    let mut backwards = base.clone();
+    backwards["end_time"] = json!(utc(day, 9));
+    assert_error(&bad(backwards).await, 422, "parameter_invalid", Some("end_time"));
+    let mut link = base.clone();
+    link["generate_meeting_link"] = json!(true);
+    assert_error(&bad(link).await, 422, "parameter_invalid", Some("generate_meeting_link"));
+    let mut elsewhere = base.clone();
+    elsewhere["calendar_id"] = json!("cal_nope");
+    assert_error(&bad(elsewhere).await, 404, "resource_missing", Some("calendar_id"));
+    let mut guest = base.clone();
+    guest["attendees"] = json!(["not-an-email"]);
+    assert_eq!(bad(guest).await.status, 422);
+    assert!(google.events(&primary).is_empty(), "nothing was written");
+    assert_eq!(app.delete(&format!("/v1/events/{id}")).await.status, 404, "gone once synced");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_sync_token_resyncs_in_full_and_a_429_waits_for_retry_after() {
+    let (app, google) = start().await;
+    let primary = google.account_email();
+    consent(&app, "s").await;
+    eventually("the first sync", || async { !google_provider(&app).await["last_sync"].is_null() }).await;
+    eventually("a watch channel", || async { google.channels().len() == 1 }).await;
+    let day = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC).date().tomorrow().unwrap();
+    let morning = || async { slots(&app, &utc(day, 9), &utc(day, 12)).await };
+
+    // Google forgets the sync token (410 fullSyncRequired): the next sync reads everything.
+    google.expire_sync_tokens();
+    let full_before = google.requests("/calendar/v3/calendars/");
+    google.put_event(&primary, event("After the reset", &utc(day, 10), &utc(day, 11)));
+    eventually("the full resync", || async { morning().await == [utc(day, 9), utc(day, 11)] }).await;
+    assert!(google.requests("/calendar/v3/calendars/") >= full_before + 2, "a 410, then a full listing");
+    assert_eq!(google_provider(&app).await["status"], "active");
+
+    // Rate limited: the connection says so and waits for Retry-After (plus jitter).
+    google.fail_next(1, 429, Some(120));
+    let pushed_at = jiff::Timestamp::now();
+    google.put_event(&primary, event("Throttled", &utc(day, 9), &utc(day, 10)));
+    eventually("the throttled sync", || async { google_provider(&app).await["status"] == "error" }).await;
+    let p = google_provider(&app).await;
+    assert!(p["last_error"].as_str().unwrap().contains("rate limiting"), "{p}");
+    let conn = app.store.calendar_connections(&tenant(&app).await, None).await.unwrap().remove(0);
+    let wait = conn.next_sync_at.duration_since(pushed_at);
+    assert!(wait >= jiff::SignedDuration::from_secs(119) && wait <= jiff::SignedDuration::from_secs(150), "{wait:?}");
+    assert_eq!(morning().await, [utc(day, 9), utc(day, 11)], "not synced yet");
+    app.stop().await;
+}
