@@ -53,6 +53,8 @@ pub struct ConnectionView {
     pub id: String,
     pub user_id: String,
     pub provider: String,
+    /// The feed's or CalDAV server's URL, or the provider account (its primary calendar's
+    /// id: Google's is the account's email).
     pub url: String,
     /// `active`; `error` when the last sync failed; `needs_reauth` when the user must connect
     /// again.
@@ -120,6 +122,8 @@ pub struct ProviderView {
 pub struct CalendarList {
     pub calendars: Vec<CalendarView>,
     pub providers: Vec<ProviderView>,
+    /// Each connection on its own (a user may connect two accounts of one provider).
+    pub connections: Vec<ConnectionView>,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -275,7 +279,11 @@ pub async fn list(
             }
         })
         .collect();
-    Ok(Json(CalendarList { calendars: calendars.into_iter().map(Into::into).collect(), providers }))
+    Ok(Json(CalendarList {
+        calendars: calendars.into_iter().map(Into::into).collect(),
+        providers,
+        connections: connections.into_iter().map(Into::into).collect(),
+    }))
 }
 
 #[utoipa::path(patch, path = "/v1/calendars/{id}", tag = super::CALENDARS, params(("id" = String, Path)), request_body = SelectCalendar,

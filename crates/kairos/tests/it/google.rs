@@ -175,6 +175,9 @@ async fn google_connects_syncs_pushes_refreshes_and_disconnects() {
     google.revoke_all_grants();
     google.put_event(&primary, event("Unseen", &utc(day, 9), &utc(day, 10)));
     eventually("needs_reauth", || async { google_provider(&app).await["status"] == "needs_reauth" }).await;
+    let listed = app.get("/v1/calendars?user=alice@example.com").await;
+    assert_eq!(listed.body["connections"][0]["status"], "needs_reauth", "{}", listed.body);
+    assert!(listed.body["connections"][0]["last_error"].as_str().unwrap().contains("revoked"), "{}", listed.body);
     assert_eq!(morning().await, [utc(day, 9)]);
 
     // Connecting again reactivates the same connection and catches up.
