@@ -95,6 +95,34 @@ async fn a_caldav_account_connects_syncs_changes_and_disconnects() {
         events.body["result"].as_array().unwrap().iter().filter_map(|e| e["title"].as_str()).collect();
     assert_eq!(titles, ["Interview"]);
 
+    // Write-back: a booking of Alice's becomes an event on her CalDAV calendar; cancelling
+    // it deletes the event.
+    let biz = app
+        .business(
+            json!({"name": "Intro", "timezone": "UTC", "hosts": ["alice@example.com"], "working_hours": all_week()}),
+        )
+        .await;
+    let booked = app
+        .post(
+            "/v1/bookings",
+            json!({"business_id": biz, "customer_email": "jane@example.com", "customer_name": "Jane",
+                                     "start_time": "2030-01-02T11:00:00Z", "end_time": "2030-01-02T12:00:00Z"}),
+        )
+        .await;
+    assert_eq!(booked.status, 201, "{}", booked.body);
+    let id = booked.body["id"].as_str().unwrap().to_string();
+    let state = || async { app.get(&format!("/v1/bookings/{id}")).await.body["calendar_events"][0].clone() };
+    eventually("the booking is written", || async { state().await["status"] == "synced" }).await;
+    let href = state().await["event_id"].as_str().unwrap().to_string();
+    let written = server.get(&format!("{}{href}", server.base_url())).await.expect("the event is on the server");
+    assert!(written.contains("ATTENDEE") && written.contains("jane@example.com"), "{written}");
+    assert!(written.contains("DTSTART:20300102T110000Z"), "{written}");
+    app.post(&format!("/v1/bookings/{id}/cancel"), json!({})).await;
+    eventually("the event is deleted", || async {
+        server.get(&format!("{}{href}", server.base_url())).await.is_none()
+    })
+    .await;
+
     // Connecting the same account again keeps one connection.
     let again = app.post("/v1/calendars/caldav", body).await;
     assert_eq!(again.status, 200, "{}", again.body);
