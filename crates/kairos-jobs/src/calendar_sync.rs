@@ -261,6 +261,22 @@ impl Syncer {
         })
     }
 
+    /// Records a failed sync of `conn`, due again after the interval.
+    async fn postpone(&self, t: &Tenant, conn: &CalendarConnection, why: &str) -> Result<(), StoreError> {
+        let now = self.feeds.clock.now();
+        let every = SignedDuration::try_from(self.feeds.config.every).unwrap_or(SignedDuration::from_mins(15));
+        let next_sync_at = now.saturating_add(every).unwrap_or(now);
+        if conn.provider == "ics" {
+            let outcome = SyncOutcome::Failed(why.to_string());
+            let record = SyncRecord { connection_id: conn.id.clone(), at: now, next_sync_at, outcome };
+            return self.feeds.store.record_calendar_sync(t, &record).await;
+        }
+        let outcome = ProviderSyncOutcome::Failed(why.to_string());
+        let record =
+            kairos_store::ProviderSyncRecord { connection_id: conn.id.clone(), at: now, next_sync_at, outcome };
+        self.feeds.store.record_provider_sync(t, &record).await
+    }
+
     /// Syncs connections as they fall due until `shutdown`.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
@@ -289,11 +305,23 @@ impl Syncer {
             for (t, conn) in due {
                 let this = self.clone();
                 let id = conn.id.clone();
-                let synced = tokio::spawn(async move { this.sync(&t, &conn).await }).await;
-                match synced {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!(connection = %id, error = %e, "recording a calendar sync failed"),
-                    Err(e) => tracing::error!(connection = %id, error = %e, "a calendar sync panicked"),
+                let (t2, conn2) = (t.clone(), conn.clone());
+                let synced = tokio::spawn(async move { this.sync(&t2, &conn2).await }).await;
+                let failure = match synced {
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(e)) => {
+                        tracing::error!(connection = %id, error = %e, "recording a calendar sync failed");
+                        "recording the sync failed"
+                    }
+                    Err(e) => {
+                        tracing::error!(connection = %id, error = %e, "a calendar sync panicked");
+                        "the sync failed unexpectedly"
+                    }
+                };
+                // Not due again at once: a connection that keeps failing this way must not
+                // hold the head of the queue for everyone else.
+                if let Err(e) = self.postpone(&t, &conn, failure).await {
+                    tracing::error!(connection = %id, error = %e, "postponing a failed calendar sync failed");
                 }
             }
         }

@@ -43,8 +43,14 @@ pub struct ParsedItems {
 }
 
 impl ParsedItems {
-    /// The calendar made of `items`, reading only the ones not read before.
-    pub fn read<'a>(&self, calendar_id: &str, items: impl Iterator<Item = &'a CalendarItem>) -> ReadItems {
+    /// The calendar made of `items` but those in `leave_out`, reading only the ones not read
+    /// before.
+    pub fn read<'a>(
+        &self,
+        calendar_id: &str,
+        items: impl Iterator<Item = &'a CalendarItem>,
+        leave_out: &std::collections::HashSet<String>,
+    ) -> ReadItems {
         let previous = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             state.1.remove(calendar_id).map(|e| e.items).unwrap_or_default()
@@ -57,7 +63,9 @@ impl ParsedItems {
                 Some((h, read)) if *h == hash => read.clone(),
                 _ => Arc::new(read_item(item)),
             };
-            out.parts.push(read.clone());
+            if !leave_out.contains(&item.remote_id) {
+                out.parts.push(read.clone());
+            }
             kept.insert(item.remote_id.clone(), (hash, read));
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -99,6 +107,17 @@ mod tests {
         }
     }
 
+    fn none() -> std::collections::HashSet<String> {
+        std::collections::HashSet::new()
+    }
+
+    #[test]
+    fn items_left_out_are_not_read_into_the_calendar() {
+        let cache = ParsedItems::default();
+        let ours: std::collections::HashSet<String> = ["b".to_string()].into();
+        assert_eq!(summaries(&cache.read("cal", [item("a", "One"), item("b", "Two")].iter(), &ours)), ["One"]);
+    }
+
     fn summaries(c: &ReadItems) -> Vec<String> {
         let mut s: Vec<String> = c.events().filter_map(|e| e.summary.clone()).collect();
         s.sort();
@@ -109,18 +128,18 @@ mod tests {
     fn a_changed_item_is_read_again_and_a_removed_one_is_gone() {
         let cache = ParsedItems::default();
         let first = [item("a", "One"), item("b", "Two")];
-        assert_eq!(summaries(&cache.read("cal", first.iter())), ["One", "Two"]);
+        assert_eq!(summaries(&cache.read("cal", first.iter(), &none())), ["One", "Two"]);
         let second = [item("a", "One changed"), item("c", "Three")];
-        assert_eq!(summaries(&cache.read("cal", second.iter())), ["One changed", "Three"]);
+        assert_eq!(summaries(&cache.read("cal", second.iter(), &none())), ["One changed", "Three"]);
         // The same texts under another calendar are that calendar's own.
-        assert_eq!(summaries(&cache.read("other", first.iter())), ["One", "Two"]);
+        assert_eq!(summaries(&cache.read("other", first.iter(), &none())), ["One", "Two"]);
     }
 
     #[test]
     fn an_unreadable_item_is_skipped_not_fatal() {
         let cache = ParsedItems::default();
         let broken = CalendarItem { remote_id: "x".into(), etag: None, ical: "BEGIN:VEVENT\r\nno colon\r\n".into() };
-        let read = cache.read("cal", [item("a", "One"), broken].iter());
+        let read = cache.read("cal", [item("a", "One"), broken].iter(), &none());
         assert_eq!(summaries(&read), ["One"]);
         assert_eq!(read.skipped().count(), 1);
     }
@@ -129,7 +148,7 @@ mod tests {
     fn the_least_recently_read_calendars_are_dropped() {
         let cache = ParsedItems::default();
         for n in 0..MAX_CALENDARS + 5 {
-            cache.read(&format!("cal{n}"), [item("a", "One")].iter());
+            cache.read(&format!("cal{n}"), [item("a", "One")].iter(), &none());
         }
         assert_eq!(cache.state.lock().unwrap().1.len(), MAX_CALENDARS);
         assert!(!cache.state.lock().unwrap().1.contains_key("cal0"));

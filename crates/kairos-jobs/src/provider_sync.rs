@@ -14,8 +14,8 @@ use kairos_providers::oauth::{OAuthApp, OAuthError};
 use kairos_providers::sealed::Keyring;
 use kairos_providers::{Change, Credentials, Provider, ProviderError, SyncResult};
 use kairos_store::{
-    CalendarConnection, CalendarItem, CalendarRecord, CalendarSync, Clock, ProviderSyncOutcome, ProviderSyncRecord,
-    Store, StoreError, Tenant,
+    CalendarConnection, CalendarItem, CalendarRecord, CalendarSync, Clock, EventChange, ProviderSyncOutcome,
+    ProviderSyncRecord, Store, StoreError, Tenant,
 };
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -229,7 +229,18 @@ impl ProviderSync {
             .ok_or_else(|| CredentialError::Failed(format!("{} is not configured on this server", conn.provider)))?;
         let tokens = match app.app.refresh(&self.client, &refresh_token, self.clock.now()).await {
             Ok(tokens) => tokens,
-            Err(OAuthError::Refused(why)) => return Err(CredentialError::Reauth(why)),
+            Err(OAuthError::Refused(why)) => {
+                // Whoever asked (a sync, a write-back, an event write), the connection now
+                // waits for its user: say so once, with connection.needs_reauth.
+                let record = ProviderSyncRecord {
+                    connection_id: conn.id.clone(),
+                    at: self.clock.now(),
+                    next_sync_at: self.clock.now(),
+                    outcome: ProviderSyncOutcome::NeedsReauth(why.clone()),
+                };
+                self.store.record_provider_sync(t, &record).await?;
+                return Err(CredentialError::Reauth(why));
+            }
             Err(e) => return Err(CredentialError::Failed(e.to_string())),
         };
         metrics::counter!("kairos_oauth_refreshes_total", "provider" => conn.provider.clone()).increment(1);
@@ -247,22 +258,23 @@ impl ProviderSync {
     /// where the provider can. Best effort — failures are logged; the data goes regardless.
     pub async fn release(&self, t: &Tenant, conn: &CalendarConnection) {
         let channels = self.store.push_channels(t, &conn.id).await.unwrap_or_default();
-        let secret = match self.store.connection_secret(t, &conn.id).await {
-            Ok(Some(sealed)) => Secret::open(&self.providers.keyring, &conn.id, &sealed).ok(),
-            _ => None,
-        };
-        if let (Ok(adapter), Some(secret)) = (self.adapter(conn), &secret) {
+        // Fresh credentials (a stored access token may have expired) to stop the channels.
+        if let (Ok(adapter), Ok(credentials)) = (self.adapter(conn), self.credentials(t, conn, false).await) {
             for channel in &channels {
                 let stub = kairos_providers::Channel {
                     id: channel.id.clone(),
                     resource_id: channel.resource_id.clone(),
                     expires_at: channel.expires_at,
                 };
-                if let Err(e) = adapter.stop(&secret.credentials(), &stub).await {
+                if let Err(e) = adapter.stop(&credentials, &stub).await {
                     tracing::warn!(connection = %conn.id, channel = %channel.id, error = %e, "stopping a push channel failed");
                 }
             }
         }
+        let secret = match self.store.connection_secret(t, &conn.id).await {
+            Ok(Some(sealed)) => Secret::open(&self.providers.keyring, &conn.id, &sealed).ok(),
+            _ => None,
+        };
         if let (Some(oauth), Some(Secret::OAuth { refresh_token, access_token, .. })) =
             (self.providers.oauth(&conn.provider), &secret)
         {
@@ -326,7 +338,8 @@ impl ProviderSync {
             .collect();
         let window = sync_window(now);
         let mut synced = Vec::with_capacity(calendars.len());
-        for calendar in calendars {
+        let mut calendar_errors = Vec::new();
+        'calendars: for calendar in calendars {
             let Some(remote_id) = calendar.remote_id.as_deref() else { continue };
             let mut cursor = calendar.cursor.clone();
             let mut refreshed = false;
@@ -351,11 +364,22 @@ impl ProviderSync {
                             retry_after: Some(backoff(retry_after)),
                         });
                     }
+                    // This calendar alone is gone or refused (deleted, unshared): the others
+                    // still sync; it keeps what was synced before.
+                    Err(e @ (ProviderError::NotFound(_) | ProviderError::Http { .. } | ProviderError::Protocol(_))) => {
+                        tracing::warn!(connection = %conn.id, calendar = %calendar.id, error = %e, "a calendar could not be synced");
+                        calendar_errors.push(format!("{}: {e}", calendar.name));
+                        continue 'calendars;
+                    }
                     Err(e) => return Err(SyncFailure::failed(e.to_string())),
                 }
             };
             let stored = if result.full { Vec::new() } else { self.store.calendar_items(t, &calendar.id).await? };
-            synced.push(self.apply(&calendar, &user, stored, result, now));
+            let ours = self.store.written_event_ids(t, &calendar.id).await?;
+            synced.push(self.apply(&calendar, &user, stored, result, &ours, now));
+        }
+        if synced.is_empty() && !calendar_errors.is_empty() {
+            return Err(SyncFailure::failed(calendar_errors.join("; ")));
         }
         Ok(synced)
     }
@@ -367,28 +391,41 @@ impl ProviderSync {
         user: &User,
         stored: Vec<CalendarItem>,
         result: SyncResult,
+        ours: &std::collections::HashSet<String>,
         now: Timestamp,
     ) -> CalendarSync {
         let mut items: BTreeMap<String, CalendarItem> =
             stored.into_iter().map(|item| (item.remote_id.clone(), item)).collect();
         let mut upserts = Vec::new();
         let mut removed = Vec::new();
+        let mut changes = Vec::new();
         for change in result.changes {
             match change {
                 Change::Upsert(item) => {
                     let item = CalendarItem { remote_id: item.id, etag: item.etag, ical: item.ical };
-                    items.insert(item.remote_id.clone(), item.clone());
+                    let before = items.insert(item.remote_id.clone(), item.clone());
+                    if !result.full && before.as_ref().is_none_or(|b| b.ical != item.ical) {
+                        let kind = if before.is_some() { "updated" } else { "created" };
+                        if let Some(uid) = uid_of(&item.ical) {
+                            changes.push(EventChange { kind, uid, remote_id: item.remote_id.clone() });
+                        }
+                    }
                     upserts.push(item);
                 }
                 Change::Removed { id } => {
-                    if items.remove(&id).is_some() || result.full {
+                    let gone = items.remove(&id);
+                    if let Some(uid) = gone.as_ref().and_then(|g| uid_of(&g.ical)).filter(|_| !result.full) {
+                        changes.push(EventChange { kind: "deleted", uid, remote_id: id.clone() });
+                    }
+                    if gone.is_some() || result.full {
                         removed.push(id);
                     }
                 }
             }
         }
         let source = source_of(items.values());
-        let read = self.parsed.read(&calendar.id, items.values());
+        // Events Kairos wrote for its own bookings hold no extra time: the bookings do.
+        let read = self.parsed.read(&calendar.id, items.values(), ours);
         let digest = digest_events(read.events(), read.skipped(), user, now, self.config.tentative_is_busy);
         CalendarSync {
             calendar_id: calendar.id.clone(),
@@ -399,8 +436,14 @@ impl ProviderSync {
             source,
             events: digest.events,
             busy: digest.busy,
+            changes,
         }
     }
+}
+
+/// The first UID of an item's text (for webhooks; the sync itself reads items in full).
+fn uid_of(ical: &str) -> Option<String> {
+    ical.lines().find_map(|line| line.strip_prefix("UID:")).map(|uid| uid.trim_end().to_string())
 }
 
 /// A calendar's items as one iCalendar text, in a stable order.
@@ -427,10 +470,15 @@ pub fn sync_window(now: Timestamp) -> Interval {
 /// When to try again after a 429: the provider's Retry-After (or a minute) plus up to 20%
 /// jitter, so that many connections throttled together do not come back together.
 fn backoff(retry_after: Option<Duration>) -> SignedDuration {
-    let base = retry_after.unwrap_or(Duration::from_secs(60)).max(Duration::from_secs(1));
+    // Capped at a day: a hostile or broken server's Retry-After must not overflow, nor park
+    // a connection for ever.
+    let base = retry_after.unwrap_or(Duration::from_secs(60)).clamp(Duration::from_secs(1), MAX_RETRY_AFTER);
     let jitter = rand::rng().random_range(0.0..0.2);
     SignedDuration::try_from(base.mul_f64(1.0 + jitter)).unwrap_or(SignedDuration::from_mins(1))
 }
+
+/// The longest wait a provider's Retry-After can impose.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 enum SyncFailure {
     Reauth(String),

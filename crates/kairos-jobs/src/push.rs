@@ -126,10 +126,12 @@ impl ProviderSync {
             self.store().delete_push_channel(t, &channel.id).await?;
             return Ok(false);
         };
+        // A channel that cannot be renewed (no adapter, no usable grant) is dropped, never left
+        // to block the renewal of others; the connection's next good sync opens a new one.
         let adapter = match self.adapter(&conn) {
-            Ok(adapter) => adapter,
-            Err(why) => {
-                tracing::warn!(channel = %channel.id, error = %why, "cannot renew a push channel");
+            Ok(adapter) if conn.status != "needs_reauth" => adapter,
+            _ => {
+                self.store().delete_push_channel(t, &channel.id).await?;
                 return Ok(false);
             }
         };
@@ -137,7 +139,8 @@ impl ProviderSync {
             Ok(credentials) => credentials,
             Err(CredentialError::Store(e)) => return Err(e),
             Err(e) => {
-                tracing::warn!(channel = %channel.id, error = ?e, "cannot renew a push channel without credentials");
+                tracing::warn!(channel = %channel.id, error = ?e, "cannot renew a push channel without credentials; dropping it");
+                self.store().delete_push_channel(t, &channel.id).await?;
                 return Ok(false);
             }
         };

@@ -3,6 +3,9 @@
 -- and push channels.
 
 ALTER TABLE calendar_connections ADD COLUMN secret TEXT;
+-- When a sync was last asked for (push, an event written): a sync that began before it
+-- leaves the connection due, so the request is not lost.
+ALTER TABLE calendar_connections ADD COLUMN sync_requested_at INTEGER;
 
 ALTER TABLE calendars ADD COLUMN remote_id TEXT;
 ALTER TABLE calendars ADD COLUMN sync_cursor TEXT;
@@ -71,3 +74,6 @@ CREATE TABLE calendar_writes (
     PRIMARY KEY (booking_id, user_id)
 );
 CREATE INDEX calendar_writes_due ON calendar_writes (status, next_attempt_at);
+CREATE INDEX calendar_writes_by_calendar ON calendar_writes (calendar_id, remote_id);
+CREATE INDEX calendar_writes_by_connection ON calendar_writes (connection_id);
+CREATE INDEX push_channels_by_calendar ON push_channels (calendar_id);

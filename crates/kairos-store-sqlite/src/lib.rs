@@ -741,6 +741,11 @@ impl Store for SqliteStore {
         self.write(move |c| writes::record(c, &t, &write, &outcome, now).map(|()| ((), Vec::new()))).await
     }
 
+    async fn written_event_ids(&self, t: &Tenant, calendar_id: &str) -> StoreResult<std::collections::HashSet<String>> {
+        let (t, id) = (t.clone(), calendar_id.to_string());
+        self.read(move |c| writes::remote_ids(c, &t, &id)).await
+    }
+
     async fn calendar_writes(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<CalendarWrite>> {
         let (t, id) = (t.clone(), booking_id.to_string());
         self.read(move |c| writes::of_booking(c, &t, &id)).await

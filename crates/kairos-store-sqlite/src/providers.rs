@@ -65,6 +65,49 @@ pub(crate) fn record_connection_event(
     Ok(())
 }
 
+#[derive(Serialize)]
+struct EventChangeData<'a> {
+    calendar_event: EventChangeView<'a>,
+}
+
+#[derive(Serialize)]
+struct EventChangeView<'a> {
+    /// As `GET /v1/events` names the event (a series' instances add their start).
+    id: String,
+    calendar_id: &'a str,
+    user_id: &'a str,
+    uid: &'a str,
+    remote_id: &'a str,
+}
+
+fn record_event_change(
+    c: &Connection,
+    t: &Tenant,
+    user_id: &str,
+    calendar_id: &str,
+    change: &kairos_store::EventChange,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let id = ids::new_id("evt");
+    let event_type = format!("calendar_event.{}", change.kind);
+    let data = EventChangeData {
+        calendar_event: EventChangeView {
+            id: format!("{calendar_id}:{}", change.uid),
+            calendar_id,
+            user_id,
+            uid: &change.uid,
+            remote_id: &change.remote_id,
+        },
+    };
+    let payload = event_envelope(&id, &event_type, now, &data);
+    c.prepare_cached(
+        "INSERT INTO outbox_events (id, account_id, mode, event_type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| s.execute(params![id, t.account_id, t.mode.as_str(), event_type, payload, ms(now)]))
+    .map_err(error)?;
+    Ok(())
+}
+
 fn connection(c: &Connection, t: &Tenant, id: &str) -> StoreResult<Option<CalendarConnection>> {
     c.prepare_cached(&format!(
         "SELECT {CONNECTION_COLUMNS} FROM calendar_connections WHERE id = ?1 AND account_id = ?2 AND mode = ?3"
@@ -103,12 +146,24 @@ pub(crate) fn connect(
         .map_err(error)?;
     let (id, existed, reactivated) = match existing {
         Some(id) => {
+            // The secret was sealed for the id the caller gave: another connect of this
+            // account won the race; the caller seals for this one and tries again.
+            if id != conn.id {
+                return Err(StoreError::Conflict("id"));
+            }
             let before = connection(c, t, &id)?.ok_or(StoreError::NotFound)?;
             c.prepare_cached(
                 "UPDATE calendar_connections SET secret = ?1, status = 'active', last_error = NULL, next_sync_at = ?2,
                         updated_at = ?2 WHERE id = ?3",
             )
             .and_then(|mut s| s.execute(params![secret, ms(now), id]))
+            .map_err(error)?;
+            // Writes that gave up while the grant was gone get another chance.
+            c.prepare_cached(
+                "UPDATE calendar_writes SET status = 'pending', attempts = 0, next_attempt_at = ?1
+                  WHERE connection_id = ?2 AND status = 'failed'",
+            )
+            .and_then(|mut s| s.execute(params![ms(now), id]))
             .map_err(error)?;
             (id, true, before.status == "needs_reauth")
         }
@@ -224,6 +279,9 @@ fn apply(c: &Connection, t: &Tenant, user_id: &str, sync: &CalendarSync, at: Tim
     if selected {
         replace_busy(c, t, user_id, &sync.calendar_id, &sync.busy)?;
     }
+    for change in &sync.changes {
+        record_event_change(c, t, user_id, &sync.calendar_id, change, at)?;
+    }
     Ok(selected)
 }
 
@@ -234,7 +292,11 @@ pub(crate) fn record_sync(c: &Connection, t: &Tenant, r: &ProviderSyncRecord) ->
     match &r.outcome {
         ProviderSyncOutcome::Failed(why) => {
             c.prepare_cached(
-                "UPDATE calendar_connections SET status = 'error', last_error = ?1, next_sync_at = ?2, updated_at = ?3
+                // A connection waiting for its user to reconnect stays so: a passing failure
+                // (the token endpoint down) must not hide that, nor announce it twice.
+                "UPDATE calendar_connections
+                    SET status = CASE WHEN status = 'needs_reauth' THEN status ELSE 'error' END,
+                        last_error = ?1, next_sync_at = ?2, updated_at = ?3
                   WHERE id = ?4",
             )
             .and_then(|mut s| s.execute(params![why, ms(r.next_sync_at), ms(r.at), conn.id]))
@@ -257,8 +319,11 @@ pub(crate) fn record_sync(c: &Connection, t: &Tenant, r: &ProviderSyncRecord) ->
         }
         ProviderSyncOutcome::Synced(calendars) => {
             c.prepare_cached(
-                "UPDATE calendar_connections SET status = 'active', last_error = NULL, last_sync = ?1, next_sync_at = ?2,
-                        updated_at = ?1 WHERE id = ?3",
+                // A sync asked for while this one ran (a push about a later change) keeps the
+                // connection due: the change may not be in what this sync read.
+                "UPDATE calendar_connections SET status = 'active', last_error = NULL, last_sync = ?1,
+                        next_sync_at = CASE WHEN sync_requested_at >= ?1 THEN ?1 ELSE ?2 END, updated_at = ?1
+                  WHERE id = ?3",
             )
             .and_then(|mut s| s.execute(params![ms(r.at), ms(r.next_sync_at), conn.id]))
             .map_err(error)?;
@@ -273,7 +338,7 @@ pub(crate) fn record_sync(c: &Connection, t: &Tenant, r: &ProviderSyncRecord) ->
 
 pub(crate) fn request_sync(c: &Connection, t: &Tenant, id: &str, now: Timestamp) -> StoreResult<bool> {
     c.prepare_cached(
-        "UPDATE calendar_connections SET next_sync_at = min(next_sync_at, ?1)
+        "UPDATE calendar_connections SET next_sync_at = min(next_sync_at, ?1), sync_requested_at = ?1
           WHERE id = ?2 AND account_id = ?3 AND mode = ?4 AND status != 'needs_reauth'",
     )
     .and_then(|mut s| s.execute(params![ms(now), id, t.account_id, t.mode.as_str()]))

@@ -177,3 +177,16 @@ pub(crate) fn of_booking(c: &Connection, t: &Tenant, booking_id: &str) -> StoreR
         .map_err(error)?;
     rows.into_iter().map(|r| finish(r).map(|(_, w)| w)).collect()
 }
+
+pub(crate) fn remote_ids(
+    c: &Connection,
+    t: &Tenant,
+    calendar_id: &str,
+) -> StoreResult<std::collections::HashSet<String>> {
+    c.prepare_cached(
+        "SELECT remote_id FROM calendar_writes
+          WHERE calendar_id = ?1 AND account_id = ?2 AND mode = ?3 AND remote_id IS NOT NULL",
+    )
+    .and_then(|mut s| s.query_map(params![calendar_id, t.account_id, t.mode.as_str()], |r| r.get(0))?.collect())
+    .map_err(error)
+}

@@ -305,6 +305,9 @@ pub trait Store: Send + Sync + 'static {
         outcome: &WriteOutcome,
         now: Timestamp,
     ) -> StoreResult<()>;
+    /// The provider ids of the events written for bookings into a calendar (their time is
+    /// the bookings'; a sync must not count it twice).
+    async fn written_event_ids(&self, t: &Tenant, calendar_id: &str) -> StoreResult<std::collections::HashSet<String>>;
     /// A booking's writes, one per participant with a writable calendar.
     async fn calendar_writes(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<CalendarWrite>>;
 

@@ -382,6 +382,18 @@ pub struct CalendarSync {
     pub source: String,
     pub events: u32,
     pub busy: Vec<Interval>,
+    /// What changed, for `calendar_event.*` webhooks (empty for full syncs).
+    pub changes: Vec<EventChange>,
+}
+
+/// One event changed on the provider, as a `calendar_event.created|updated|deleted` webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventChange {
+    /// `created`, `updated` or `deleted`.
+    pub kind: &'static str,
+    /// The event's UID (the events API's id is `{calendar_id}:{uid}`).
+    pub uid: String,
+    pub remote_id: String,
 }
 
 /// What one sync of a provider connection found.

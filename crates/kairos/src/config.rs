@@ -9,7 +9,7 @@ use kairos_jobs::calendar_sync::SyncConfig;
 use kairos_store::Clock;
 
 /// Everything `kairos serve` needs to know.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// `KAIROS_DATABASE_URL`, default `sqlite://kairos.db`.
     pub database_url: String,
@@ -42,7 +42,7 @@ pub struct Config {
 
 /// Google: an OAuth client (Google Cloud console) and the endpoints (real ones by default;
 /// `KAIROS_GOOGLE_BASE_URL` points all of them at one emulator).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GoogleConfig {
     pub client_id: String,
     pub client_secret: String,
@@ -50,6 +50,25 @@ pub struct GoogleConfig {
     pub token_url: url::Url,
     pub revoke_url: url::Url,
     pub api_url: url::Url,
+}
+
+impl std::fmt::Debug for GoogleConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoogleConfig")
+            .field("client_id", &self.client_id)
+            .field("api_url", &self.api_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for MicrosoftConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MicrosoftConfig")
+            .field("client_id", &self.client_id)
+            .field("tenant", &self.tenant)
+            .field("graph_url", &self.graph_url.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl GoogleConfig {
@@ -74,7 +93,7 @@ impl GoogleConfig {
 }
 
 /// Microsoft: an app registration (Entra ID) and the endpoints.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MicrosoftConfig {
     pub client_id: String,
     pub client_secret: String,
@@ -96,6 +115,19 @@ impl MicrosoftConfig {
             tenant: "common".into(),
             graph_url: url("https://graph.microsoft.com")?,
         })
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &self.database_url)
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "(set)"))
+            .field("google", &self.google)
+            .field("microsoft", &self.microsoft)
+            .finish_non_exhaustive()
     }
 }
 

@@ -70,7 +70,7 @@ pub struct CallbackQuery {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectCalDav {
     /// A user id (`usr_…`) or email.
@@ -82,6 +82,16 @@ pub struct ConnectCalDav {
     pub url: String,
     pub username: String,
     pub password: String,
+}
+
+impl std::fmt::Debug for ConnectCalDav {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectCalDav")
+            .field("user", &self.user)
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 fn oauth_provider<'a>(state: &'a AppState, provider: &str) -> Result<&'a std::sync::Arc<OAuthProvider>, ApiError> {
@@ -314,7 +324,7 @@ async fn complete(state: &AppState, t: &Tenant, pending: &OAuthState, code: &str
     };
     let user = state.store.user(t, &pending.user_id).await.map_err(Failure::Store)?;
     let Some(user) = user else { return Err(Failure::Provider("the user no longer exists".into())) };
-    let connected = store_connection(state, t, &user, &pending.provider, &account, secret, &listed, |c| c.primary)
+    let connected = store_connection(state, t, &user, &pending.provider, &account, &secret, &listed, |c| c.primary)
         .await
         .map_err(Failure::Store)?;
     state.store.request_calendar_sync(t, &connected.connection.id, now).await.map_err(Failure::Store)?;
@@ -331,53 +341,61 @@ async fn store_connection(
     user: &User,
     provider: &str,
     account: &str,
-    secret: Secret,
+    secret: &Secret,
     listed: &[RemoteCalendar],
     select: impl Fn(&RemoteCalendar) -> bool,
 ) -> Result<kairos_store::Connected, kairos_store::StoreError> {
-    let now = state.clock.now();
-    // The sealed secret is bound to its row: reuse the id of an earlier connection.
-    let id = state
-        .store
-        .calendar_connections(t, Some(&user.id))
-        .await?
-        .into_iter()
-        .find(|c| c.provider == provider && c.url == account)
-        .map_or_else(|| ids::new_id("conn"), |c| c.id);
-    let connection = CalendarConnection {
-        id: id.clone(),
-        user_id: user.id.clone(),
-        provider: provider.to_string(),
-        url: account.to_string(),
-        status: "active".into(),
-        etag: None,
-        last_modified: None,
-        last_sync: None,
-        last_error: None,
-        next_sync_at: now,
-        created_at: now,
-        updated_at: now,
-    };
-    let calendars: Vec<CalendarRecord> = listed
-        .iter()
-        .map(|c| CalendarRecord {
-            id: ids::new_id("cal"),
-            connection_id: id.clone(),
+    // The sealed secret is bound to its row: reuse the id of an earlier connection. Two
+    // connects of one account racing: the loser is told the winner's id and seals again.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let now = state.clock.now();
+        let id = state
+            .store
+            .calendar_connections(t, Some(&user.id))
+            .await?
+            .into_iter()
+            .find(|c| c.provider == provider && c.url == account)
+            .map_or_else(|| ids::new_id("conn"), |c| c.id);
+        let connection = CalendarConnection {
+            id: id.clone(),
             user_id: user.id.clone(),
-            name: c.name.clone(),
             provider: provider.to_string(),
-            primary: c.primary,
-            selected: select(c),
-            event_count: 0,
+            url: account.to_string(),
+            status: "active".into(),
+            etag: None,
+            last_modified: None,
+            last_sync: None,
+            last_error: None,
+            next_sync_at: now,
             created_at: now,
             updated_at: now,
-            remote_id: Some(c.id.clone()),
-            cursor: None,
-            writable: c.writable,
-        })
-        .collect();
-    let sealed = secret.seal(&state.sync.providers.providers().keyring, &id);
-    state.store.connect_provider(t, &connection, &sealed, &calendars, now).await
+        };
+        let calendars: Vec<CalendarRecord> = listed
+            .iter()
+            .map(|c| CalendarRecord {
+                id: ids::new_id("cal"),
+                connection_id: id.clone(),
+                user_id: user.id.clone(),
+                name: c.name.clone(),
+                provider: provider.to_string(),
+                primary: c.primary,
+                selected: select(c),
+                event_count: 0,
+                created_at: now,
+                updated_at: now,
+                remote_id: Some(c.id.clone()),
+                cursor: None,
+                writable: c.writable,
+            })
+            .collect();
+        let sealed = secret.seal(&state.sync.providers.providers().keyring, &id);
+        match state.store.connect_provider(t, &connection, &sealed, &calendars, now).await {
+            Err(kairos_store::StoreError::Conflict("id")) if attempt < 3 => continue,
+            other => return other,
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/v1/calendars/caldav", tag = super::CALENDARS, request_body = ConnectCalDav,
@@ -411,7 +429,7 @@ pub async fn connect_caldav(
         return Err(ApiError::invalid("url", "The CalDAV account has no event calendars; create one first."));
     }
     let secret = Secret::Basic { username: body.username, password: body.password };
-    let connected = store_connection(&state, &t, &user, "caldav", checked.as_str(), secret, &listed, |_| true).await?;
+    let connected = store_connection(&state, &t, &user, "caldav", checked.as_str(), &secret, &listed, |_| true).await?;
     // Fetch once before answering, as for feeds: the answer shows the first sync's outcome.
     state.sync.sync(&t, &connected.connection).await?;
     let connection = state

@@ -279,7 +279,12 @@ fn event_write_error(e: EventWriteError) -> ApiError {
             e
         }
         EventWriteError::Provider(other) => {
-            let mut e = ApiError::conflict("provider_error", format!("The calendar provider failed: {other}."));
+            // The detail (URLs, provider messages) is logged, not returned.
+            tracing::warn!(error = %other, "an event write to the provider failed");
+            let mut e = ApiError::conflict(
+                "provider_error",
+                "The calendar provider could not complete the request; try again later.",
+            );
             e.status = axum::http::StatusCode::BAD_GATEWAY;
             e.kind = "api_error";
             e
@@ -300,7 +305,8 @@ fn written_view(
     let zone = user.schedule.timezone.tz().clone();
     let rules = BusyRules { email: Some(&user.email), tentative_is_busy: state.sync.feeds.config().tentative_is_busy };
     let one = Calendar { events: vec![event], ..Calendar::default() };
-    let window = Interval::new(start, start + SignedDuration::from_secs(1)).map_err(ApiError::internal)?;
+    let end = start.checked_add(SignedDuration::from_secs(1)).map_err(ApiError::internal)?;
+    let window = Interval::new(start, end).map_err(ApiError::internal)?;
     let instance = one.instances(window, &zone).into_iter().next().ok_or_else(|| ApiError::internal("no instance"))?;
     Ok(view(calendar, &instance, &rules, user))
 }

@@ -10,6 +10,8 @@ use utoipa::IntoParams;
 
 use crate::AppState;
 
+const MAX_VALIDATION_TOKEN: usize = 4096;
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
 }
@@ -71,7 +73,15 @@ pub async fn microsoft(
 ) -> Response {
     // The handshake comes with any content type (or none): answer it before reading a body.
     if let Some(token) = validation.validation_token {
-        return ([(axum::http::header::CONTENT_TYPE, "text/plain")], token).into_response();
+        // Graph's tokens are short; anything long is not Graph.
+        if token.len() > MAX_VALIDATION_TOKEN {
+            return StatusCode::BAD_REQUEST.into_response();
+        }
+        return (
+            [(axum::http::header::CONTENT_TYPE, "text/plain"), (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")],
+            token,
+        )
+            .into_response();
     }
     let Ok(notifications) = serde_json::from_slice::<Notifications>(&body) else {
         return StatusCode::BAD_REQUEST.into_response();

@@ -79,7 +79,14 @@ pub async fn a_provider_reconnects_in_place_with_its_lifecycle_events(store: S) 
     assert!(!store.request_calendar_sync(&a, &conn.id, now()).await.unwrap(), "push does not wake it either");
 
     // Connecting again: same connection, new secret, new calendars added once.
-    let again = google(&alice, "alice@gmail.com");
+    // A secret sealed for another id (a racing connect) is refused: the caller seals again.
+    let racing = google(&alice, "alice@gmail.com");
+    assert!(matches!(
+        store.connect_provider(&a, &racing, "sealed-x", &[remote(&racing, "primary", true)], now()).await,
+        Err(StoreError::Conflict("id"))
+    ));
+    assert_eq!(store.connection_secret(&a, &conn.id).await.unwrap().as_deref(), Some("sealed-1"));
+    let again = CalendarConnection { id: conn.id.clone(), ..google(&alice, "alice@gmail.com") };
     let calendars = [remote(&again, "primary", true), remote(&again, "team", false)];
     let second = store.connect_provider(&a, &again, "sealed-2", &calendars, now()).await.unwrap();
     assert!(second.existed && second.reactivated);
@@ -125,6 +132,7 @@ pub async fn provider_syncs_apply_items_cursors_and_busy_time(store: S) {
         source: "text-1".into(),
         events: 2,
         busy: vec![one],
+        changes: vec![],
     };
     store.record_provider_sync(&a, &synced(full)).await.unwrap();
     assert_eq!(store.calendar_items(&a, &cal.id).await.unwrap(), [item("a", "A1"), item("b", "B1")]);
@@ -143,6 +151,11 @@ pub async fn provider_syncs_apply_items_cursors_and_busy_time(store: S) {
         source: "text-2".into(),
         events: 2,
         busy: vec![two],
+        changes: vec![
+            EventChange { kind: "updated", uid: "b".into(), remote_id: "b".into() },
+            EventChange { kind: "created", uid: "c".into(), remote_id: "c".into() },
+            EventChange { kind: "deleted", uid: "a".into(), remote_id: "a".into() },
+        ],
     };
     store.record_provider_sync(&a, &synced(incremental)).await.unwrap();
     assert_eq!(store.calendar_items(&a, &cal.id).await.unwrap(), [item("b", "B2"), item("c", "C1")]);
@@ -150,6 +163,16 @@ pub async fn provider_syncs_apply_items_cursors_and_busy_time(store: S) {
         !busy_at(&store, &a, "alice@example.com", one).await && busy_at(&store, &a, "alice@example.com", two).await
     );
     assert_eq!(store.calendar_sources(&a, &alice.id).await.unwrap()[0].1, "text-2");
+    let types = event_types(&store, &a).await;
+    assert_eq!(
+        types[types.len() - 3..],
+        ["calendar_event.updated", "calendar_event.created", "calendar_event.deleted"],
+        "the changes are announced in the sync's transaction"
+    );
+    let page = PageRequest { limit: 1, cursor: None };
+    let last = store.outbox_events(&a, &page).await.unwrap().data.remove(0);
+    let envelope: serde_json::Value = serde_json::from_str(&last.payload).unwrap();
+    assert_eq!(envelope["data"]["calendar_event"]["id"], format!("{}:a", cal.id));
 
     let failed = ProviderSyncRecord {
         connection_id: conn.id.clone(),
@@ -172,6 +195,7 @@ pub async fn provider_syncs_apply_items_cursors_and_busy_time(store: S) {
         source: "text-3".into(),
         events: 1,
         busy: vec![one],
+        changes: vec![],
     };
     store.record_provider_sync(&a, &synced(resync)).await.unwrap();
     assert_eq!(store.calendar_items(&a, &cal.id).await.unwrap(), [item("d", "D1")]);
