@@ -130,8 +130,19 @@ pub struct ProviderSync {
     /// One refresh in flight per connection (per process; across nodes the refresh is
     /// idempotent and the last writer wins — see issue 6).
     refreshing: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// One sync at a time per connection.
+    syncing: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     /// Items read before, so an incremental sync reads only what changed.
     parsed: Arc<ParsedItems>,
+}
+
+/// The lock of `key` in `map`; locks nobody holds are dropped as the map grows.
+fn lock_in(map: &Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    let mut map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if map.len() > 1024 {
+        map.retain(|_, lock| Arc::strong_count(lock) > 1);
+    }
+    map.entry(key.to_string()).or_default().clone()
 }
 
 impl ProviderSync {
@@ -142,7 +153,16 @@ impl ProviderSync {
         config: SyncConfig,
         providers: Providers,
     ) -> Self {
-        Self { store, clock, client, config, providers, refreshing: Arc::default(), parsed: Arc::default() }
+        Self {
+            store,
+            clock,
+            client,
+            config,
+            providers,
+            refreshing: Arc::default(),
+            syncing: Arc::default(),
+            parsed: Arc::default(),
+        }
     }
 
     pub fn providers(&self) -> &Providers {
@@ -178,8 +198,7 @@ impl ProviderSync {
     }
 
     fn lock_for(&self, connection_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self.refreshing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.entry(connection_id.to_string()).or_default().clone()
+        lock_in(&self.refreshing, connection_id)
     }
 
     /// Usable credentials for a connection: refreshed when within [`REFRESH_MARGIN`] of
@@ -206,9 +225,17 @@ impl ProviderSync {
         let refresh = stale(&secret, self.clock.now()) || (force && matches!(secret, Secret::OAuth { .. }));
         if !refresh {
             if keyring.needs_reseal(&sealed) {
-                // Key rotation: rewrite under the current key as it is used.
-                let resealed = secret.seal(keyring, &conn.id);
-                self.store.store_connection_secret(t, &conn.id, &resealed, self.clock.now()).await?;
+                // Key rotation: rewrite under the current key as it is used — under the
+                // refresh lock, re-read, so a refresh's new tokens are never written over.
+                let lock = self.lock_for(&conn.id);
+                let _one_at_a_time = lock.lock().await;
+                if let Some(current) = self.store.connection_secret(t, &conn.id).await?
+                    && keyring.needs_reseal(&current)
+                    && let Ok(secret) = Secret::open(keyring, &conn.id, &current)
+                {
+                    let resealed = secret.seal(keyring, &conn.id);
+                    self.store.store_connection_secret(t, &conn.id, &resealed, self.clock.now()).await?;
+                }
             }
             return Ok(secret.credentials());
         }
@@ -288,6 +315,10 @@ impl ProviderSync {
 
     /// Syncs one connection and records the result; returns it.
     pub async fn sync(&self, t: &Tenant, conn: &CalendarConnection) -> Result<ProviderSyncOutcome, StoreError> {
+        // One sync of a connection at a time in this process (the background loop and a
+        // manual sync could otherwise write over each other's snapshot). Across nodes: issue 6.
+        let lock = lock_in(&self.syncing, &conn.id);
+        let _one_at_a_time = lock.lock().await;
         let now = self.clock.now();
         let every = SignedDuration::try_from(self.config.every).unwrap_or(SignedDuration::from_mins(15));
         let mut next_sync_at = now.saturating_add(every).unwrap_or(now);
