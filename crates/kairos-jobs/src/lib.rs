@@ -5,7 +5,7 @@
 pub mod calendar_sync;
 pub mod delivery;
 pub mod egress;
-mod parsed;
+pub mod parsed;
 pub mod provider_sync;
 pub mod push;
 pub mod remote_events;

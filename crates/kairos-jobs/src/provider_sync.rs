@@ -21,7 +21,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar_sync::{HORIZON, SyncConfig, digest_events};
-use crate::parsed::ParsedItems;
+use crate::parsed::{ParsedItems, ReadItems};
 
 /// Access tokens are refreshed this long before they expire.
 pub const REFRESH_MARGIN: SignedDuration = SignedDuration::from_secs(30);
@@ -281,6 +281,12 @@ impl ProviderSync {
         Ok(fresh.credentials())
     }
 
+    /// A provider calendar's events as last synced, read through the cache.
+    pub async fn read_calendar(&self, t: &Tenant, calendar: &CalendarRecord) -> Result<ReadItems, StoreError> {
+        let items = self.store.calendar_items(t, &calendar.id).await?;
+        Ok(self.parsed.read(&calendar.id, items.iter(), &std::collections::HashSet::new()))
+    }
+
     /// Before a disconnection: stops the connection's push channels and revokes its grant
     /// where the provider can. Best effort — failures are logged; the data goes regardless.
     pub async fn release(&self, t: &Tenant, conn: &CalendarConnection) {
@@ -454,7 +460,9 @@ impl ProviderSync {
                 }
             }
         }
-        let source = source_of(items.values());
+        // A provider calendar's text is its items (the events API reads them through the
+        // same cache); none is kept whole.
+        let source = String::new();
         // Events Kairos wrote for its own bookings hold no extra time: the bookings do.
         let read = self.parsed.read(&calendar.id, items.values(), ours);
         let digest = digest_events(read.events(), read.skipped(), user, now, self.config.tentative_is_busy);
@@ -475,19 +483,6 @@ impl ProviderSync {
 /// The first UID of an item's text (for webhooks; the sync itself reads items in full).
 fn uid_of(ical: &str) -> Option<String> {
     ical.lines().find_map(|line| line.strip_prefix("UID:")).map(|uid| uid.trim_end().to_string())
-}
-
-/// A calendar's items as one iCalendar text, in a stable order.
-pub fn source_of<'a>(items: impl Iterator<Item = &'a CalendarItem>) -> String {
-    let mut out = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Kairos//Calendar sync//EN\r\n");
-    for item in items {
-        out.push_str(&item.ical);
-        if !item.ical.ends_with('\n') {
-            out.push_str("\r\n");
-        }
-    }
-    out.push_str("END:VCALENDAR\r\n");
-    out
 }
 
 /// What a full sync asks for where the provider needs a window: a month back (recently ended

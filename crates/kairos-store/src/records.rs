@@ -377,8 +377,9 @@ pub struct CalendarSync {
     pub full: bool,
     pub upserts: Vec<CalendarItem>,
     pub removed: Vec<String>,
-    /// The calendar's text after the change, its event count, and the busy time it yields
-    /// (written only while the calendar is selected).
+    /// The calendar's text after the change (empty for provider calendars, whose items are
+    /// their text), its event count, and the busy time it yields (written only while the
+    /// calendar is selected).
     pub source: String,
     pub events: u32,
     pub busy: Vec<Interval>,

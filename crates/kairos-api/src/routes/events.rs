@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use kairos_core::Interval;
 use kairos_core::calendar::busy::holds_time;
 use kairos_core::calendar::event::EventStatus;
-use kairos_core::calendar::{BusyRules, Calendar, EventTime, Instance, InstanceTime};
+use kairos_core::calendar::{BusyRules, Calendar, EventTime, Instance, InstanceTime, instances_of};
 use kairos_store::CalendarRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -181,6 +181,15 @@ pub async fn list(
     let rules = BusyRules { email: Some(&user.email), tentative_is_busy: state.sync.feeds.config().tentative_is_busy };
     let mut events = Vec::new();
     for (calendar, source) in state.store.calendar_sources(&t, &user.id).await? {
+        // Provider calendars are read item by item (through the sync's cache); feeds whole.
+        if calendar.remote_id.is_some() {
+            let read = state.sync.providers.read_calendar(&t, &calendar).await?;
+            for instance in instances_of(read.events(), window, &zone) {
+                events
+                    .push((instance.start.instant(&zone).as_millisecond(), view(&calendar, &instance, &rules, &user)));
+            }
+            continue;
+        }
         let Ok(parsed) = Calendar::parse(&source) else { continue };
         for instance in parsed.instances(window, &zone) {
             events.push((instance.start.instant(&zone).as_millisecond(), view(&calendar, &instance, &rules, &user)));
