@@ -84,10 +84,14 @@ impl ParsedItems {
     }
 }
 
+/// An item's text (VEVENTs, maybe VTIMEZONEs) as a calendar of its own.
+pub fn item_calendar_text(ical: &str) -> String {
+    format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{}\r\nEND:VCALENDAR\r\n", ical.trim_end())
+}
+
 /// One item read on its own (its VTIMEZONEs travel with it).
 fn read_item(item: &CalendarItem) -> Calendar {
-    let text = format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{}\r\nEND:VCALENDAR\r\n", item.ical.trim_end());
-    Calendar::parse(&text).unwrap_or_else(|e| Calendar {
+    Calendar::parse(&item_calendar_text(&item.ical)).unwrap_or_else(|e| Calendar {
         skipped: vec![Skipped { uid: None, line: 0, reason: format!("item {}: {e}", item.remote_id) }],
         ..Calendar::default()
     })

@@ -6,6 +6,7 @@ use kairos_core::calendar::{Calendar, Event};
 use kairos_providers::{Credentials, DraftAttendee, EventDraft, Provider, ProviderError, RemoteItem};
 use kairos_store::{CalendarConnection, CalendarItem, CalendarRecord, StoreError, Tenant};
 
+use crate::parsed::item_calendar_text;
 use crate::provider_sync::{CredentialError, ProviderSync};
 
 /// Why an event write could not be made, in the categories the API answers with.
@@ -99,8 +100,7 @@ impl ProviderSync {
             if !item.ical.contains(&needle) {
                 continue;
             }
-            let text = format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{}\r\nEND:VCALENDAR\r\n", item.ical.trim_end());
-            let Ok(parsed) = Calendar::parse(&text) else { continue };
+            let Ok(parsed) = Calendar::parse(&item_calendar_text(&item.ical)) else { continue };
             if let Some(event) = parsed.events.into_iter().find(|e| e.uid == uid && e.recurrence_id.is_none()) {
                 return Ok(Found { item, event });
             }
@@ -173,6 +173,5 @@ pub fn draft_of_event(event: &Event, timezone: &str, floating: &jiff::tz::TimeZo
 
 /// The item a provider returned, read.
 pub fn read_item(item: &RemoteItem) -> Option<Event> {
-    let text = format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{}\r\nEND:VCALENDAR\r\n", item.ical.trim_end());
-    Calendar::parse(&text).ok()?.events.into_iter().find(|e| e.recurrence_id.is_none())
+    Calendar::parse(&item_calendar_text(&item.ical)).ok()?.events.into_iter().find(|e| e.recurrence_id.is_none())
 }

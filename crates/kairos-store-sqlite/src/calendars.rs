@@ -109,14 +109,31 @@ pub(crate) fn insert(
     source: &str,
     busy: &[Interval],
 ) -> StoreResult<()> {
+    insert_connection(c, t, conn, None)?;
+    insert_calendar(c, t, cal, source)?;
+    if cal.selected {
+        replace_busy(c, t, &cal.user_id, &cal.id, busy)?;
+    }
+    Ok(())
+}
+
+/// Inserts a connection (with its sealed credentials, for provider accounts);
+/// `Conflict("url")` when the user already has it.
+pub(crate) fn insert_connection(
+    c: &Connection,
+    t: &Tenant,
+    conn: &CalendarConnection,
+    secret: Option<&str>,
+) -> StoreResult<()> {
     c.prepare_cached(&format!(
-        "INSERT INTO calendar_connections (account_id, mode, {CONNECTION_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        "INSERT INTO calendar_connections (account_id, mode, secret, {CONNECTION_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     ))
     .and_then(|mut s| {
         s.execute(params![
             t.account_id,
             t.mode.as_str(),
+            secret,
             conn.id,
             conn.user_id,
             conn.provider,
@@ -132,10 +149,6 @@ pub(crate) fn insert(
         ])
     })
     .map_err(unique("url"))?;
-    insert_calendar(c, t, cal, source)?;
-    if cal.selected {
-        replace_busy(c, t, &cal.user_id, &cal.id, busy)?;
-    }
     Ok(())
 }
 

@@ -11,7 +11,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::calendars::{
-    CALENDAR_COLUMNS, CONNECTION_COLUMNS, calendar_of, insert_calendar, read_calendar, read_connection, replace_busy,
+    CALENDAR_COLUMNS, CONNECTION_COLUMNS, calendar_of, insert_calendar, insert_connection, read_calendar,
+    read_connection, replace_busy,
 };
 use crate::db::error;
 use crate::rows::{ms, ts};
@@ -168,30 +169,7 @@ pub(crate) fn connect(
             (id, true, before.status == "needs_reauth")
         }
         None => {
-            c.prepare_cached(&format!(
-                "INSERT INTO calendar_connections (account_id, mode, secret, {CONNECTION_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
-            ))
-            .and_then(|mut s| {
-                s.execute(params![
-                    t.account_id,
-                    t.mode.as_str(),
-                    secret,
-                    conn.id,
-                    conn.user_id,
-                    conn.provider,
-                    conn.url,
-                    conn.status,
-                    conn.etag,
-                    conn.last_modified,
-                    conn.last_sync.map(ms),
-                    conn.last_error,
-                    ms(conn.next_sync_at),
-                    ms(conn.created_at),
-                    ms(conn.updated_at)
-                ])
-            })
-            .map_err(error)?;
+            insert_connection(c, t, conn, Some(secret))?;
             (conn.id.clone(), false, false)
         }
     };

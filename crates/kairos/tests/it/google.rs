@@ -27,14 +27,6 @@ async fn start() -> (TestApp, GoogleEmulator) {
     (app, google)
 }
 
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
-}
-
 /// Runs the browser's part of the OAuth dance: our connect URL → the provider's consent
 /// (which approves at once) → our callback → the app's page. Returns where it ended and the
 /// callback URL that was used.
@@ -62,21 +54,6 @@ async fn google_provider(app: &TestApp) -> Value {
     r.body["providers"].as_array().unwrap().iter().find(|p| p["name"] == "google").cloned().unwrap()
 }
 
-/// Waits (polling; the sync runs in the background) until `check` holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
-
 async fn slots(app: &TestApp, from: &str, to: &str) -> Vec<String> {
     let r = app
         .get(&format!("/v1/availability/slots?participants=user:alice@example.com&from={from}&to={to}&duration=60"))
@@ -87,11 +64,6 @@ async fn slots(app: &TestApp, from: &str, to: &str) -> Vec<String> {
 
 fn event(summary: &str, start: &str, end: &str) -> Value {
     json!({"summary": summary, "start": {"dateTime": start}, "end": {"dateTime": end}})
-}
-
-/// `hour`:00 UTC on `day`.
-fn utc(day: jiff::civil::Date, hour: i8) -> String {
-    day.at(hour, 0, 0, 0).to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp().to_string()
 }
 
 #[tokio::test]

@@ -12,32 +12,6 @@ use crate::support::*;
 
 const APP_PAGE: &str = "https://app.example.com/settings/calendars";
 
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
-
-fn utc(day: jiff::civil::Date, hour: i8) -> String {
-    day.at(hour, 0, 0, 0).to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp().to_string()
-}
-
 /// A Graph event in UTC wall time (`2026-11-24T10:00:00.0000000`).
 fn event(subject: &str, day: jiff::civil::Date, from: i8, to: i8) -> Value {
     let wall = |h: i8| format!("{}T{h:02}:00:00.0000000", day);

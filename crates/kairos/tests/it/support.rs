@@ -203,3 +203,33 @@ pub fn assert_error(r: &Reply, status: u16, code: &str, param: Option<&str>) {
     assert_eq!(r.body["error"]["param"].as_str(), param, "body: {}", r.body);
     assert!(r.body["error"]["message"].as_str().is_some_and(|m| m.len() > 10), "a helpful message: {}", r.body);
 }
+
+/// Waits (polling; background work) until `check` holds, for at most 15 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// A client that shows redirects instead of following them (a browser's steps, one by one).
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// A response's `Location`.
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+}
+
+/// `hour`:00 UTC on `day`, in RFC 3339.
+pub fn utc(day: jiff::civil::Date, hour: i8) -> String {
+    day.at(hour, 0, 0, 0).to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp().to_string()
+}
