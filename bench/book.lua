@@ -1,14 +1,16 @@
 -- wrk script: POST /v1/bookings, each request on its own 30-minute slot.
--- Needs KEY and BUSINESS in the environment.
+-- Needs KEY and BUSINESS in the environment; INSTANCE (default 0) keeps several wrk processes
+-- run at once (one per node, bench/multinode.sh) on slots of their own.
 local key = os.getenv("KEY")
 local business = os.getenv("BUSINESS")
+local instance = tonumber(os.getenv("INSTANCE") or "0")
 -- 2035-01-01T00:00:00Z, far from any other data, plus a region of its own for each run (so
 -- runs against one database do not collide): 50 regions of 400,000 hours, up to year ~4300.
 local base = 2051222400 + (os.time() % 50) * 400000 * 3600
 local next_thread = 0
 
 function setup(thread)
-  thread:set("tid", next_thread)
+  thread:set("tid", instance * 8 + next_thread)
   next_thread = next_thread + 1
 end
 
@@ -18,7 +20,7 @@ end
 
 function request()
   n = n + 1
-  local start = base + (tonumber(tid) * 200000 + n) * 3600 -- an hour apart: buffers never touch
+  local start = base + (tonumber(tid) * 25000 + n) * 3600 -- an hour apart: buffers never touch
   local body = string.format(
     '{"business_id":"%s","customer_email":"c@example.com","customer_name":"Customer","start_time":"%s","end_time":"%s"}',
     business, os.date("!%Y-%m-%dT%H:%M:%SZ", start), os.date("!%Y-%m-%dT%H:%M:%SZ", start + 1800))

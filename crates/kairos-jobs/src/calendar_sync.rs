@@ -14,6 +14,7 @@ use kairos_store::{
 };
 
 use crate::egress;
+use crate::lease::Lease;
 use crate::provider_sync::{ProviderSync, Providers};
 
 /// Busy time is kept from a day ago to this far ahead (re-derived at every sync).
@@ -225,6 +226,12 @@ pub struct Syncer {
     pub nudge: Arc<tokio::sync::Notify>,
 }
 
+/// How long a sync may hold its connection's lease (longer syncs risk running twice, never
+/// losing data); a node that dies mid-sync frees the connection after this.
+const SYNC_LEASE: SignedDuration = SignedDuration::from_mins(5);
+/// How long an on-demand sync waits for a sync already running elsewhere.
+const SYNC_WAIT: Duration = Duration::from_secs(30);
+
 /// What one sync did, for the manual sync's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Synced {
@@ -247,8 +254,24 @@ impl Syncer {
         Self::new(feeds, ProviderSync::new(store, clock, client, config, providers))
     }
 
-    /// Syncs one connection, whatever its provider, and records the result.
+    /// Syncs one connection, whatever its provider, and records the result. When another
+    /// node (or task) is syncing it, waits up to [`SYNC_WAIT`] for that sync to finish first,
+    /// then syncs; if it is still running then, does nothing (that sync records the result).
     pub async fn sync(&self, t: &Tenant, conn: &CalendarConnection) -> Result<Synced, StoreError> {
+        self.sync_leased(t, conn, SYNC_WAIT).await
+    }
+
+    /// One sync of a connection at a time across every node: its lease is held throughout.
+    async fn sync_leased(&self, t: &Tenant, conn: &CalendarConnection, wait: Duration) -> Result<Synced, StoreError> {
+        let key = format!("sync:{}", conn.id);
+        let Some(_lease) = Lease::take(&self.feeds.store, &self.feeds.clock, key, SYNC_LEASE, wait).await? else {
+            tracing::debug!(connection = %conn.id, "another node is syncing this connection");
+            return Ok(Synced { events: 0 });
+        };
+        self.sync_now(t, conn).await
+    }
+
+    async fn sync_now(&self, t: &Tenant, conn: &CalendarConnection) -> Result<Synced, StoreError> {
         if conn.provider == "ics" {
             return Ok(match self.feeds.sync(t, conn).await? {
                 SyncOutcome::Changed { events, .. } => Synced { events },
@@ -306,7 +329,9 @@ impl Syncer {
                 let this = self.clone();
                 let id = conn.id.clone();
                 let (t2, conn2) = (t.clone(), conn.clone());
-                let synced = tokio::spawn(async move { this.sync(&t2, &conn2).await }).await;
+                // Every node sees the same due connections; the sync lease makes one of them
+                // do each, and the others move on at once.
+                let synced = tokio::spawn(async move { this.sync_leased(&t2, &conn2, Duration::ZERO).await }).await;
                 let failure = match synced {
                     Ok(Ok(_)) => continue,
                     Ok(Err(e)) => {

@@ -5,6 +5,7 @@
 pub mod calendar_sync;
 pub mod delivery;
 pub mod egress;
+pub mod lease;
 pub mod parsed;
 pub mod provider_sync;
 pub mod push;

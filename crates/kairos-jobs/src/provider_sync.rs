@@ -21,11 +21,16 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar_sync::{HORIZON, SyncConfig, digest_events};
+use crate::lease::Lease;
 use crate::parsed::{ParsedItems, ReadItems};
 
 /// Access tokens are refreshed this long before they expire.
 pub const REFRESH_MARGIN: SignedDuration = SignedDuration::from_secs(30);
 /// The sealed secret's place, bound into its associated data.
+/// How long a token refresh may hold its connection's lease, and how long another caller
+/// waits for it (a refresh is one HTTP call with a 30 s timeout).
+const REFRESH_LEASE: SignedDuration = SignedDuration::from_secs(45);
+const REFRESH_WAIT: Duration = Duration::from_secs(45);
 pub const SECRET_PURPOSE: &str = "calendar_connections.secret";
 
 /// A connection's credentials as sealed in the store.
@@ -241,6 +246,12 @@ impl ProviderSync {
         }
         let lock = self.lock_for(&conn.id);
         let _one_at_a_time = lock.lock().await;
+        // And one refresh per connection across nodes: a rotated refresh token used twice
+        // would be refused, and look like a revoked grant.
+        let key = format!("refresh:{}", conn.id);
+        let Some(_lease) = Lease::take(&self.store, &self.clock, key, REFRESH_LEASE, REFRESH_WAIT).await? else {
+            return Err(CredentialError::Failed("another node is refreshing this connection's tokens".into()));
+        };
         // Someone may have refreshed while we waited.
         let (again, secret) = open(self.store.connection_secret(t, &conn.id).await?)?;
         if again != sealed && !stale(&secret, self.clock.now()) {
@@ -322,7 +333,8 @@ impl ProviderSync {
     /// Syncs one connection and records the result; returns it.
     pub async fn sync(&self, t: &Tenant, conn: &CalendarConnection) -> Result<ProviderSyncOutcome, StoreError> {
         // One sync of a connection at a time in this process (the background loop and a
-        // manual sync could otherwise write over each other's snapshot). Across nodes: issue 6.
+        // manual sync could otherwise write over each other's snapshot); across nodes, the
+        // Syncer's lease.
         let lock = lock_in(&self.syncing, &conn.id);
         let _one_at_a_time = lock.lock().await;
         let now = self.clock.now();

@@ -13,10 +13,13 @@ use kairos_store::{CalendarConnection, PushChannel, StoreError, Tenant};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::lease::Lease;
 use crate::provider_sync::{CredentialError, ProviderSync};
 
 /// Channels are renewed when they have less than this left.
 pub const RENEW_BEFORE: SignedDuration = SignedDuration::from_hours(24);
+/// How long one renewal may hold its channel's lease.
+const RENEW_LEASE: SignedDuration = SignedDuration::from_mins(2);
 
 /// How long a channel is asked for: Google keeps channels about a week; Graph caps event
 /// subscriptions at 4,230 minutes, so ask for less.
@@ -109,6 +112,9 @@ impl ProviderSync {
         let before = now.saturating_add(RENEW_BEFORE).unwrap_or(now);
         let mut renewed = 0;
         for (t, channel) in self.store().expiring_push_channels(before, limit).await? {
+            // Every node sees the same expiring channels; one renews each.
+            let key = format!("renew:{}", channel.id);
+            let Some(_lease) = Lease::try_take(self.store(), self.clock(), key, RENEW_LEASE).await? else { continue };
             if self.renew(&t, &channel).await? {
                 renewed += 1;
             }

@@ -17,6 +17,7 @@ mod calendars;
 mod db;
 mod directory;
 mod idempotency;
+mod leases;
 mod providers;
 mod queue;
 mod rows;
@@ -63,6 +64,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0002_webhooks.sql")),
         M::up(include_str!("../migrations/0003_calendars.sql")),
         M::up(include_str!("../migrations/0004_providers.sql")),
+        M::up(include_str!("../migrations/0005_leases.sql")),
     ])
 }
 
@@ -749,6 +751,16 @@ impl Store for SqliteStore {
     async fn calendar_writes(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<CalendarWrite>> {
         let (t, id) = (t.clone(), booking_id.to_string());
         self.read(move |c| writes::of_booking(c, &t, &id)).await
+    }
+
+    async fn try_lease(&self, key: &str, holder: &str, until: Timestamp, now: Timestamp) -> StoreResult<bool> {
+        let (key, holder) = (key.to_string(), holder.to_string());
+        self.write(move |c| leases::take(c, &key, &holder, until, now).map(|taken| (taken, Vec::new()))).await
+    }
+
+    async fn release_lease(&self, key: &str, holder: &str) -> StoreResult<()> {
+        let (key, holder) = (key.to_string(), holder.to_string());
+        self.write(move |c| leases::release(c, &key, &holder).map(|()| ((), Vec::new()))).await
     }
 
     fn events_recorded(&self) -> Arc<tokio::sync::Notify> {

@@ -311,6 +311,14 @@ pub trait Store: Send + Sync + 'static {
     /// A booking's writes, one per participant with a writable calendar.
     async fn calendar_writes(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<CalendarWrite>>;
 
+    // Leases: mutual exclusion across nodes for work that calls out to other services (a
+    // calendar sync, a token refresh, a push renewal), where a transaction must not be held.
+    /// Takes the lease `key` for `holder` until `until` when nobody else holds it unexpired
+    /// (its own holder may extend it); true when taken.
+    async fn try_lease(&self, key: &str, holder: &str, until: Timestamp, now: Timestamp) -> StoreResult<bool>;
+    /// Gives a lease up; only its holder can.
+    async fn release_lease(&self, key: &str, holder: &str) -> StoreResult<()>;
+
     /// Notified after a commit that recorded events, so the worker need not poll for them.
     fn events_recorded(&self) -> std::sync::Arc<tokio::sync::Notify>;
     /// Notified after a commit that queued deliveries directly (pings, redeliveries).

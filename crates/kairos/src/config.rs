@@ -19,6 +19,10 @@ pub struct Config {
     pub public_url: String,
     /// `KAIROS_SQLITE_SYNCHRONOUS=full` also survives power loss, at an fsync per commit.
     pub sqlite_synchronous_full: bool,
+    /// PostgreSQL: `KAIROS_DATABASE_MAX_CONNECTIONS` (16) per node, and
+    /// `KAIROS_DATABASE_STATEMENT_TIMEOUT` (10s), past which PostgreSQL cancels a statement.
+    pub pg_max_connections: u32,
+    pub pg_statement_timeout: Duration,
     /// Webhook delivery: `KAIROS_WEBHOOK_RETRY_SCHEDULE`, `KAIROS_WEBHOOK_TIMEOUT`,
     /// `KAIROS_ALLOW_PRIVATE_URLS`, `KAIROS_WEBHOOK_ENDPOINT_CONCURRENCY`,
     /// `KAIROS_WEBHOOK_MAX_IN_FLIGHT`.
@@ -180,6 +184,8 @@ impl Config {
             public_url: format!("http://{bind}"),
             bind,
             sqlite_synchronous_full: false,
+            pg_max_connections: 16,
+            pg_statement_timeout: Duration::from_secs(10),
             webhooks: DeliveryConfig::default(),
             webhook_retention: DEFAULT_RETENTION,
             calendars: SyncConfig::default(),
@@ -200,6 +206,26 @@ impl Config {
             "normal" => false,
             "full" => true,
             other => anyhow::bail!("KAIROS_SQLITE_SYNCHRONOUS must be `normal` or `full`, not `{other}`"),
+        };
+        let pg_max_connections = match var("KAIROS_DATABASE_MAX_CONNECTIONS") {
+            Some(text) => match text.parse::<u32>() {
+                Ok(n) if (2..=1000).contains(&n) => n,
+                _ => {
+                    anyhow::bail!("KAIROS_DATABASE_MAX_CONNECTIONS must be a whole number from 2 to 1000, not `{text}`")
+                }
+            },
+            None => 16,
+        };
+        let pg_statement_timeout = match var("KAIROS_DATABASE_STATEMENT_TIMEOUT") {
+            Some(text) => {
+                let d = parse_duration("KAIROS_DATABASE_STATEMENT_TIMEOUT", &text)?;
+                anyhow::ensure!(
+                    d >= Duration::from_millis(100),
+                    "KAIROS_DATABASE_STATEMENT_TIMEOUT must be at least 100ms, not `{text}`"
+                );
+                d
+            }
+            None => Duration::from_secs(10),
         };
         let mut webhooks = DeliveryConfig::default();
         if let Some(text) = var("KAIROS_WEBHOOK_RETRY_SCHEDULE") {
@@ -292,6 +318,8 @@ impl Config {
                 .to_string(),
             bind,
             sqlite_synchronous_full,
+            pg_max_connections,
+            pg_statement_timeout,
         })
     }
 }

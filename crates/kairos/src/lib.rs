@@ -14,6 +14,7 @@ use kairos_api::{AppState, Clock};
 use kairos_jobs::DeliveryWorker;
 use kairos_jobs::calendar_sync::Syncer;
 use kairos_store::Store;
+use kairos_store_postgres::{PgOptions, PgStore};
 use kairos_store_sqlite::{SqliteOptions, SqliteStore};
 use tokio::net::TcpListener;
 
@@ -30,10 +31,19 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             .with_context(|| format!("could not open the SQLite database at {url}"))?;
         return Ok(Arc::new(store));
     }
-    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        anyhow::bail!("KAIROS_DATABASE_URL names PostgreSQL, which this build does not support yet; use sqlite://PATH");
+    if is_postgres(url) {
+        let mut options = PgOptions::new(url);
+        options.max_connections = config.pg_max_connections;
+        options.statement_timeout = config.pg_statement_timeout;
+        let store = PgStore::open(&options).await.context("could not open the PostgreSQL database")?;
+        return Ok(Arc::new(store));
     }
-    anyhow::bail!("KAIROS_DATABASE_URL must start with sqlite:// (or postgres:// once supported), not `{url}`")
+    anyhow::bail!("KAIROS_DATABASE_URL must start with sqlite:// or postgres://, not `{url}`")
+}
+
+/// Whether a database URL names PostgreSQL.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres:") || url.starts_with("postgresql:")
 }
 
 /// Serves the API on `listener`, and delivers webhooks and sweeps in the background, until

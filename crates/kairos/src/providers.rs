@@ -51,6 +51,11 @@ fn keyring(config: &Config) -> anyhow::Result<Keyring> {
     if let Some(key) = &config.secret_key {
         return Keyring::parse(key).context("KAIROS_SECRET_KEY is not usable");
     }
+    anyhow::ensure!(
+        !crate::is_postgres(&config.database_url),
+        "KAIROS_SECRET_KEY must be set with PostgreSQL: every node must seal provider tokens with the same key \
+         (for example 32 random bytes in base64: `openssl rand -base64 32`)"
+    );
     let path = dev_key_path(config)?;
     let key = match std::fs::read_to_string(&path) {
         Ok(key) => key.trim().to_string(),

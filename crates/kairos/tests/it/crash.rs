@@ -13,13 +13,13 @@ use serde_json::{Value, json};
 
 /// A receiver that records each request's `webhook-id` and body, and hangs while `hang` is set.
 #[derive(Clone, Default)]
-struct Recorder {
-    seen: Arc<Mutex<Vec<(String, Value)>>>,
-    hang: Arc<AtomicBool>,
+pub(crate) struct Recorder {
+    pub(crate) seen: Arc<Mutex<Vec<(String, Value)>>>,
+    pub(crate) hang: Arc<AtomicBool>,
 }
 
 impl Recorder {
-    async fn start(self) -> String {
+    pub(crate) async fn start(self) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let app = axum::Router::new().route(
@@ -40,11 +40,11 @@ impl Recorder {
         url
     }
 
-    fn seen(&self) -> Vec<(String, Value)> {
+    pub(crate) fn seen(&self) -> Vec<(String, Value)> {
         self.seen.lock().unwrap().clone()
     }
 
-    async fn wait_for(&self, what: &str, done: impl Fn(&[(String, Value)]) -> bool) -> Vec<(String, Value)> {
+    pub(crate) async fn wait_for(&self, what: &str, done: impl Fn(&[(String, Value)]) -> bool) -> Vec<(String, Value)> {
         let deadline = Instant::now() + Duration::from_secs(45);
         loop {
             let seen = self.seen();

@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod google;
 mod microsoft;
+mod multinode;
 mod readme;
 mod receiver;
 mod support;

@@ -1,5 +1,8 @@
 //! Test support: the real server on a random port with a temporary SQLite file and a fixed,
 //! movable clock, plus a small typed client.
+//!
+//! `KAIROS_TEST_DATABASE=postgres` runs every test on a fresh PostgreSQL database instead
+//! (see `kairos_store_postgres::testing`); CI runs the suite both ways.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -8,6 +11,7 @@ use jiff::Timestamp;
 use kairos::Config;
 use kairos_api::Clock;
 use kairos_store::{Mode, Store, keys};
+use kairos_store_postgres::testing::FreshDatabase;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -26,6 +30,22 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
+    _pg: Option<FreshDatabase>,
+}
+
+/// Whether this run uses PostgreSQL (`KAIROS_TEST_DATABASE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("KAIROS_TEST_DATABASE").is_ok_and(|v| v == "postgres")
+}
+
+/// The database a test server uses: a fresh PostgreSQL database on `on_postgres()` runs (a
+/// missing server fails the test: the run asked for PostgreSQL), else a file in `dir`.
+pub async fn test_database(dir: &std::path::Path) -> (String, Option<FreshDatabase>) {
+    if on_postgres() {
+        let db = FreshDatabase::create().await.expect("KAIROS_TEST_DATABASE=postgres needs a PostgreSQL server");
+        return (db.url().to_string(), Some(db));
+    }
+    (format!("sqlite://{}", dir.join("kairos.db").display()), None)
 }
 
 /// A response: status, parsed JSON body (Null when empty or not JSON) and headers.
@@ -58,7 +78,12 @@ impl TestApp {
     async fn start_with_clock(clock: Clock, configure: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("kairos.db");
-        let mut config = Config::new(format!("sqlite://{}", db_path.display()), "127.0.0.1:0");
+        let (url, pg) = test_database(dir.path()).await;
+        let mut config = Config::new(url, "127.0.0.1:0");
+        if pg.is_some() {
+            // PostgreSQL needs a shared sealing key (no development key file).
+            config.secret_key = Some("test-secret-key-of-at-least-32-characters-long".into());
+        }
         config.webhooks.allow_private = true;
         config.calendars.allow_private = true;
         config.background_clock = Clock::running_from(NOW.parse().unwrap());
@@ -89,6 +114,7 @@ impl TestApp {
             shutdown: Some(tx),
             server: Some(server),
             _dir: dir,
+            _pg: pg,
         };
         app.key = app.new_key("acme", Mode::Test).await;
         app

@@ -1,0 +1,129 @@
+//! The connection pool, its settings, error mapping, and the notifications that wake other
+//! nodes' workers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kairos_store::StoreError;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
+
+/// Channel that says "events were recorded" (the delivery workers dispatch them).
+pub(crate) const EVENTS_CHANNEL: &str = "kairos_events";
+/// Channel that says "deliveries were queued directly" (pings, redeliveries).
+pub(crate) const DELIVERIES_CHANNEL: &str = "kairos_deliveries";
+
+/// How the pool connects.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// `postgres://user:pass@host:port/db?…`
+    pub url: String,
+    /// Connections this node keeps at most.
+    pub max_connections: u32,
+    /// Longest a statement may run before PostgreSQL cancels it.
+    pub statement_timeout: Duration,
+    /// Longest a request waits for a free connection.
+    pub acquire_timeout: Duration,
+}
+
+impl PgOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 16,
+            statement_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub(crate) async fn connect(options: &PgOptions) -> Result<PgPool, StoreError> {
+    let connect: PgConnectOptions = options
+        .url
+        .parse()
+        .map_err(|e| StoreError::Backend(format!("KAIROS_DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
+    let timeout = options.statement_timeout.as_millis().to_string();
+    let connect = connect
+        .application_name("kairos")
+        .options([("statement_timeout", timeout.as_str()), ("lock_timeout", timeout.as_str())]);
+    PgPoolOptions::new()
+        .max_connections(options.max_connections.max(2))
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect)
+        .await
+        .map_err(|e| StoreError::Backend(format!("connecting to PostgreSQL failed: {e}")))
+}
+
+/// Maps a PostgreSQL failure: foreign-key violations become a missing reference, anything
+/// else a backend failure.
+pub(crate) fn error(e: sqlx::Error) -> StoreError {
+    if code(&e).as_deref() == Some("23503") {
+        return StoreError::NotFound;
+    }
+    StoreError::Backend(e.to_string())
+}
+
+/// Like [`error`], but a unique violation is a conflict on `field`.
+pub(crate) fn unique(field: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| if code(&e).as_deref() == Some("23505") { StoreError::Conflict(field) } else { error(e) }
+}
+
+/// The SQLSTATE of a database error.
+pub(crate) fn code(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// True for the exclusion-constraint violation (SQLSTATE 23P01): one person's holding time
+/// would overlap.
+pub(crate) fn is_overlap(e: &sqlx::Error) -> bool {
+    code(e).as_deref() == Some("23P01")
+}
+
+/// Tells every node, once this transaction commits, that work arrived on `channel`.
+pub(crate) async fn announce(c: &mut PgConnection, channel: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')").bind(channel).execute(c).await.map_err(error)?;
+    Ok(())
+}
+
+/// Forwards PostgreSQL notifications to this node's workers for as long as the pool lives,
+/// reconnecting after failures. A lost notification only delays work: workers also poll.
+pub(crate) fn listen(pool: PgPool, events: Arc<Notify>, deliveries: Arc<Notify>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if pool.is_closed() {
+                return;
+            }
+            let mut listener = match PgListener::connect_with(&pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN connection failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen_all([EVENTS_CHANNEL, DELIVERIES_CHANNEL]).await {
+                tracing::warn!(error = %e, "LISTEN failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            // Anything sent while we were not listening: wake the workers once.
+            events.notify_one();
+            deliveries.notify_one();
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(n)) if n.channel() == EVENTS_CHANNEL => events.notify_one(),
+                    Ok(Some(_)) => deliveries.notify_one(),
+                    Ok(None) => break, // the connection dropped; reconnect
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection lost");
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,467 @@
+//! The PostgreSQL implementation of [`Store`]: the backend for several Kairos nodes sharing
+//! one database.
+//!
+//! Multi-node rules, all enforced by the database rather than by this process:
+//! - no double booking: an exclusion constraint on each person's holding time, plus
+//!   transaction-scoped advisory locks per person and business while the rules are re-checked
+//!   (see [`bookings`]);
+//! - shared background work: deliveries, calendar syncs and calendar writes are claimed with
+//!   `FOR UPDATE SKIP LOCKED` under leases, so each is done once and a dead node's claims
+//!   lapse to the others;
+//! - no cache: every read goes to the database, so nothing can be stale on another node;
+//! - LISTEN/NOTIFY wakes every node's delivery worker when events are recorded anywhere;
+//! - migrations run under sqlx's advisory lock, so nodes starting together migrate once.
+#![forbid(unsafe_code)]
+
+mod bookings;
+mod calendars;
+mod db;
+mod directory;
+mod idempotency;
+mod leases;
+mod providers;
+mod queue;
+mod rows;
+mod webhooks;
+mod writes;
+
+pub mod testing;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use kairos_core::plan::Party;
+use kairos_core::webhook::{Delivery, Webhook};
+use kairos_core::{Booking, Business, Interval, User};
+use kairos_store::*;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+
+pub use db::PgOptions;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The PostgreSQL store. Cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    events: Arc<Notify>,
+    deliveries: Arc<Notify>,
+    listener: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl PgStore {
+    /// Connects, applies pending migrations (under an advisory lock: several nodes may start
+    /// at once) and starts listening for other nodes' notifications.
+    pub async fn open(options: &PgOptions) -> Result<Self, StoreError> {
+        let pool = db::connect(options).await?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Backend(format!("migrations failed: {e}")))?;
+        let (events, deliveries) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let listener = db::listen(pool.clone(), events.clone(), deliveries.clone());
+        Ok(Self { pool, events, deliveries, listener: Arc::new(listener) })
+    }
+
+    /// The pool, for tests and tools.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db::error)?;
+        Ok(())
+    }
+
+    async fn create_api_key(
+        &self,
+        account_name: &str,
+        mode: Mode,
+        key: &keys::HashedKey,
+        now: Timestamp,
+    ) -> StoreResult<Account> {
+        directory::create_api_key(&self.pool, account_name, mode, key, now).await
+    }
+
+    async fn tenant_for_key(&self, key_hash: &str) -> StoreResult<Option<Tenant>> {
+        directory::tenant_for_key(&self.pool, key_hash).await
+    }
+
+    async fn insert_user(&self, t: &Tenant, user: &User) -> StoreResult<()> {
+        directory::insert_user(&self.pool, t, user).await
+    }
+
+    async fn user(&self, t: &Tenant, id: &str) -> StoreResult<Option<User>> {
+        directory::user(&self.pool, t, id).await
+    }
+
+    async fn users(&self, t: &Tenant, page: &PageRequest) -> StoreResult<Page<User>> {
+        directory::users(&self.pool, t, page).await
+    }
+
+    async fn update_user(&self, t: &Tenant, id: &str, edit: Edit<User>) -> StoreResult<User> {
+        directory::update_user(&self.pool, t, id, edit).await
+    }
+
+    async fn delete_user(&self, t: &Tenant, id: &str) -> StoreResult<bool> {
+        directory::delete_user(&self.pool, t, id).await
+    }
+
+    async fn resolve_users(&self, t: &Tenant, refs: &[UserRef]) -> StoreResult<Vec<Option<User>>> {
+        directory::resolve_users(&self.pool, t, refs).await
+    }
+
+    async fn insert_business(&self, t: &Tenant, business: &Business) -> StoreResult<()> {
+        directory::insert_business(&self.pool, t, business).await
+    }
+
+    async fn business(&self, t: &Tenant, id: &str) -> StoreResult<Option<Business>> {
+        directory::business(&self.pool, t, id).await
+    }
+
+    async fn businesses(&self, t: &Tenant, page: &PageRequest) -> StoreResult<Page<Business>> {
+        directory::businesses(&self.pool, t, page).await
+    }
+
+    async fn update_business(&self, t: &Tenant, id: &str, edit: Edit<Business>) -> StoreResult<Business> {
+        directory::update_business(&self.pool, t, id, edit).await
+    }
+
+    async fn delete_business(&self, t: &Tenant, id: &str) -> StoreResult<bool> {
+        directory::delete_business(&self.pool, t, id).await
+    }
+
+    async fn add_busy_blocks(&self, t: &Tenant, user_id: &str, blocks: &[NewBusyBlock]) -> StoreResult<()> {
+        directory::add_busy_blocks(&self.pool, t, user_id, blocks).await
+    }
+
+    async fn load_party(&self, t: &Tenant, who: &Who, window: Interval, now: Timestamp) -> Result<Party, BookingError> {
+        bookings::load_party(&self.pool, t, who, window, now).await
+    }
+
+    async fn create_booking(&self, t: &Tenant, new: &NewBooking, now: Timestamp) -> Result<Booking, BookingError> {
+        let made = bookings::create(&self.pool, t, new, now).await;
+        if made.is_ok() {
+            self.events.notify_one();
+        }
+        made
+    }
+
+    async fn booking(&self, t: &Tenant, id: &str) -> StoreResult<Option<Booking>> {
+        bookings::get(&self.pool, t, id).await
+    }
+
+    async fn bookings(&self, t: &Tenant, filter: &BookingFilter, page: &PageRequest) -> StoreResult<Page<Booking>> {
+        bookings::list(&self.pool, t, filter, page).await
+    }
+
+    async fn reschedule_booking(
+        &self,
+        t: &Tenant,
+        id: &str,
+        to: Interval,
+        now: Timestamp,
+    ) -> Result<Booking, BookingError> {
+        let moved = bookings::reschedule(&self.pool, t, id, to, now).await;
+        if moved.is_ok() {
+            self.events.notify_one();
+        }
+        moved
+    }
+
+    async fn cancel_booking(
+        &self,
+        t: &Tenant,
+        id: &str,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Booking, BookingError> {
+        let cancelled = bookings::cancel(&self.pool, t, id, reason, now).await;
+        if cancelled.is_ok() {
+            self.events.notify_one();
+        }
+        cancelled
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        t: &Tenant,
+        key: &str,
+        fingerprint: &str,
+        now: Timestamp,
+    ) -> StoreResult<IdempotencyClaim> {
+        idempotency::claim(&self.pool, t, key, fingerprint, now).await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        t: &Tenant,
+        key: &str,
+        token: &str,
+        response: &StoredResponse,
+    ) -> StoreResult<bool> {
+        idempotency::complete(&self.pool, t, key, token, response).await
+    }
+
+    async fn release_idempotency_key(&self, t: &Tenant, key: &str, token: &str) -> StoreResult<()> {
+        idempotency::release(&self.pool, t, key, token).await
+    }
+
+    async fn close(&self) {
+        self.listener.abort();
+        self.pool.close().await;
+    }
+
+    async fn outbox_events(&self, t: &Tenant, page: &PageRequest) -> StoreResult<Page<OutboxEvent>> {
+        webhooks::outbox_events(&self.pool, t, page).await
+    }
+
+    async fn insert_webhook(&self, t: &Tenant, webhook: &Webhook) -> StoreResult<()> {
+        webhooks::insert(&self.pool, t, webhook).await
+    }
+
+    async fn webhook(&self, t: &Tenant, id: &str) -> StoreResult<Option<Webhook>> {
+        webhooks::get(&self.pool, t, id).await
+    }
+
+    async fn webhooks(&self, t: &Tenant, page: &PageRequest) -> StoreResult<Page<Webhook>> {
+        webhooks::list(&self.pool, t, page).await
+    }
+
+    async fn update_webhook(&self, t: &Tenant, id: &str, edit: Edit<Webhook>) -> StoreResult<Webhook> {
+        webhooks::update(&self.pool, t, id, edit).await
+    }
+
+    async fn delete_webhook(&self, t: &Tenant, id: &str) -> StoreResult<bool> {
+        webhooks::delete(&self.pool, t, id).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        t: &Tenant,
+        webhook_id: &str,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        webhooks::deliveries(&self.pool, t, webhook_id, filter, page).await
+    }
+
+    async fn redeliver(
+        &self,
+        t: &Tenant,
+        webhook_id: &str,
+        delivery_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Delivery> {
+        let queued = webhooks::redeliver(&self.pool, t, webhook_id, delivery_id, now).await;
+        if queued.is_ok() {
+            self.deliveries.notify_one();
+        }
+        queued
+    }
+
+    async fn ping_webhook(&self, t: &Tenant, webhook_id: &str, now: Timestamp) -> StoreResult<Delivery> {
+        let queued = webhooks::ping(&self.pool, t, webhook_id, now).await;
+        if queued.is_ok() {
+            self.deliveries.notify_one();
+        }
+        queued
+    }
+
+    async fn dispatch_events(&self, now: Timestamp, limit: usize) -> StoreResult<Dispatched> {
+        queue::dispatch(&self.pool, now, limit).await
+    }
+
+    async fn claim_deliveries(&self, now: Timestamp, limits: &ClaimLimits) -> StoreResult<Vec<ClaimedDelivery>> {
+        queue::claim(&self.pool, now, limits).await
+    }
+
+    async fn record_attempt(&self, record: &AttemptRecord, now: Timestamp) -> StoreResult<bool> {
+        queue::record(&self.pool, record, now).await
+    }
+
+    async fn delivery_queue(&self, now: Timestamp) -> StoreResult<QueueStats> {
+        queue::stats(&self.pool, now).await
+    }
+
+    async fn next_delivery_due(&self, now: Timestamp) -> StoreResult<Option<Timestamp>> {
+        queue::next_due(&self.pool, now).await
+    }
+
+    async fn sweep(&self, now: Timestamp, retention: jiff::SignedDuration) -> StoreResult<SweepReport> {
+        queue::sweep(&self.pool, now, retention).await
+    }
+
+    async fn insert_calendar_connection(
+        &self,
+        t: &Tenant,
+        connection: &CalendarConnection,
+        calendar: &CalendarRecord,
+        source: &str,
+        busy: &[Interval],
+    ) -> StoreResult<()> {
+        calendars::insert(&self.pool, t, connection, calendar, source, busy).await
+    }
+
+    async fn calendar_connections(&self, t: &Tenant, user_id: Option<&str>) -> StoreResult<Vec<CalendarConnection>> {
+        calendars::connections(&self.pool, t, user_id).await
+    }
+
+    async fn calendars(&self, t: &Tenant, user_id: Option<&str>) -> StoreResult<Vec<CalendarRecord>> {
+        calendars::calendars(&self.pool, t, user_id).await
+    }
+
+    async fn calendar_sources(&self, t: &Tenant, user_id: &str) -> StoreResult<Vec<(CalendarRecord, String)>> {
+        calendars::sources(&self.pool, t, user_id).await
+    }
+
+    async fn select_calendar(
+        &self,
+        t: &Tenant,
+        id: &str,
+        selected: bool,
+        now: Timestamp,
+    ) -> StoreResult<CalendarRecord> {
+        calendars::select(&self.pool, t, id, selected, now).await
+    }
+
+    async fn record_calendar_sync(&self, t: &Tenant, record: &SyncRecord) -> StoreResult<()> {
+        calendars::record(&self.pool, t, record).await
+    }
+
+    async fn delete_calendar_connections(
+        &self,
+        t: &Tenant,
+        user_id: Option<&str>,
+        provider: &str,
+        now: Timestamp,
+    ) -> StoreResult<usize> {
+        let deleted = calendars::delete(&self.pool, t, user_id, provider, now).await;
+        if deleted.is_ok() {
+            self.events.notify_one();
+        }
+        deleted
+    }
+
+    async fn due_calendar_syncs(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(Tenant, CalendarConnection)>> {
+        calendars::due(&self.pool, now, limit).await
+    }
+
+    async fn connect_provider(
+        &self,
+        t: &Tenant,
+        connection: &CalendarConnection,
+        secret: &str,
+        calendars: &[CalendarRecord],
+        now: Timestamp,
+    ) -> StoreResult<Connected> {
+        let connected = providers::connect(&self.pool, t, connection, secret, calendars, now).await;
+        if connected.is_ok() {
+            self.events.notify_one();
+        }
+        connected
+    }
+
+    async fn connection_secret(&self, t: &Tenant, connection_id: &str) -> StoreResult<Option<String>> {
+        providers::secret(&self.pool, t, connection_id).await
+    }
+
+    async fn store_connection_secret(
+        &self,
+        t: &Tenant,
+        connection_id: &str,
+        secret: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        providers::store_secret(&self.pool, t, connection_id, secret, now).await
+    }
+
+    async fn calendar_items(&self, t: &Tenant, calendar_id: &str) -> StoreResult<Vec<CalendarItem>> {
+        providers::items(&self.pool, t, calendar_id).await
+    }
+
+    async fn record_provider_sync(&self, t: &Tenant, record: &ProviderSyncRecord) -> StoreResult<()> {
+        let recorded = providers::record_sync(&self.pool, t, record).await;
+        if recorded.is_ok() {
+            self.events.notify_one();
+        }
+        recorded
+    }
+
+    async fn request_calendar_sync(&self, t: &Tenant, connection_id: &str, now: Timestamp) -> StoreResult<bool> {
+        providers::request_sync(&self.pool, t, connection_id, now).await
+    }
+
+    async fn insert_oauth_state(&self, t: &Tenant, state: &OAuthState) -> StoreResult<()> {
+        providers::insert_state(&self.pool, t, state).await
+    }
+
+    async fn take_oauth_state(&self, nonce: &str, now: Timestamp) -> StoreResult<Option<(Tenant, OAuthState)>> {
+        providers::take_state(&self.pool, nonce, now).await
+    }
+
+    async fn save_push_channel(&self, t: &Tenant, channel: &PushChannel) -> StoreResult<()> {
+        providers::save_channel(&self.pool, t, channel).await
+    }
+
+    async fn push_channel(&self, id: &str) -> StoreResult<Option<(Tenant, PushChannel)>> {
+        providers::channel(&self.pool, id).await
+    }
+
+    async fn push_channels(&self, t: &Tenant, connection_id: &str) -> StoreResult<Vec<PushChannel>> {
+        providers::channels(&self.pool, t, connection_id).await
+    }
+
+    async fn expiring_push_channels(&self, before: Timestamp, limit: usize) -> StoreResult<Vec<(Tenant, PushChannel)>> {
+        providers::expiring(&self.pool, before, limit).await
+    }
+
+    async fn delete_push_channel(&self, t: &Tenant, id: &str) -> StoreResult<bool> {
+        providers::delete_channel(&self.pool, t, id).await
+    }
+
+    async fn claim_calendar_writes(
+        &self,
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+        limit: usize,
+    ) -> StoreResult<Vec<(Tenant, CalendarWrite)>> {
+        writes::claim(&self.pool, now, lease, limit).await
+    }
+
+    async fn record_calendar_write(
+        &self,
+        t: &Tenant,
+        write: &CalendarWrite,
+        outcome: &WriteOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        writes::record(&self.pool, t, write, outcome, now).await
+    }
+
+    async fn written_event_ids(&self, t: &Tenant, calendar_id: &str) -> StoreResult<std::collections::HashSet<String>> {
+        writes::remote_ids(&self.pool, t, calendar_id).await
+    }
+
+    async fn calendar_writes(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<CalendarWrite>> {
+        writes::of_booking(&self.pool, t, booking_id).await
+    }
+
+    async fn try_lease(&self, key: &str, holder: &str, until: Timestamp, now: Timestamp) -> StoreResult<bool> {
+        leases::take(&self.pool, key, holder, until, now).await
+    }
+
+    async fn release_lease(&self, key: &str, holder: &str) -> StoreResult<()> {
+        leases::release(&self.pool, key, holder).await
+    }
+
+    fn events_recorded(&self) -> Arc<Notify> {
+        self.events.clone()
+    }
+
+    fn deliveries_queued(&self) -> Arc<Notify> {
+        self.deliveries.clone()
+    }
+}
