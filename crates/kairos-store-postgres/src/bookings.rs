@@ -10,7 +10,7 @@
 //! exactly as the rule check refuses a taken slot.
 //!
 //! Each write records its webhook event and queues its calendar writes in the same
-//! transaction, and announces the event to every node once committed.
+//! transaction; the store tells every node once it is committed (see `db::forward`).
 
 use std::sync::Arc;
 
@@ -107,17 +107,23 @@ async fn held_time(
     let margin = Party::busy_margin(business.as_ref());
     let span = window.widened(margin, margin);
     let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
-    let rows: Vec<(String, i64, i64)> = if ids.is_empty() {
+    // One row per member, named by its position in `ids`, with its intervals as two arrays:
+    // decoding a few arrays costs far less than thousands of rows (a row is an allocation and
+    // a column lookup each in sqlx). Unsorted: `Timeline::new` sorts each member's time.
+    let rows: Vec<(i32, Vec<i64>, Vec<i64>)> = if ids.is_empty() {
         Vec::new()
     } else {
         sqlx::query_as(
-            "SELECT user_id, start_at, end_at FROM busy_blocks
-              WHERE user_id = ANY($1) AND start_at > $2 - $6 AND start_at < $3 AND end_at > $2
-             UNION ALL
-             SELECT user_id, held_from, held_until FROM booking_participants
-              WHERE user_id = ANY($1) AND holds AND held_from > $2 - $7 AND held_from < $3 AND held_until > $2
-                AND (hold_expires_at IS NULL OR hold_expires_at > $4) AND booking_id IS DISTINCT FROM $5::text
-             ORDER BY 2, 3",
+            "WITH m AS (SELECT id, (i - 1)::int4 AS i FROM unnest($1::text[]) WITH ORDINALITY AS u(id, i)),
+                  held AS (
+                    SELECT m.i, b.start_at AS s, b.end_at AS e FROM m JOIN busy_blocks b ON b.user_id = m.id
+                     WHERE b.start_at > $2 - $6 AND b.start_at < $3 AND b.end_at > $2
+                    UNION ALL
+                    SELECT m.i, p.held_from, p.held_until FROM m JOIN booking_participants p ON p.user_id = m.id
+                     WHERE p.holds AND p.held_from > $2 - $7 AND p.held_from < $3 AND p.held_until > $2
+                       AND (p.hold_expires_at IS NULL OR p.hold_expires_at > $4)
+                       AND p.booking_id IS DISTINCT FROM $5::text)
+             SELECT i, array_agg(s), array_agg(e) FROM held GROUP BY i",
         )
         .bind(&ids)
         .bind(ms(span.start()))
@@ -131,9 +137,12 @@ async fn held_time(
         .map_err(error)?
     };
     let mut busy: Vec<Vec<Interval>> = vec![Vec::new(); members.len()];
-    for (user_id, start, end) in rows {
-        if let Some(i) = ids.iter().position(|id| *id == user_id) {
-            busy[i].push(interval(start, end)?);
+    for (i, starts, ends) in rows {
+        if let Some(member) = usize::try_from(i).ok().and_then(|i| busy.get_mut(i)) {
+            member.reserve(starts.len());
+            for (start, end) in starts.into_iter().zip(ends) {
+                member.push(interval(start, end)?);
+            }
         }
     }
     let (mut base_busy, mut booked_starts) = (Vec::new(), Vec::new());
@@ -377,7 +386,7 @@ pub(crate) async fn create(db: &PgPool, t: &Tenant, new: &NewBooking, now: Times
 }
 
 /// Records the booking's webhook event and queues its calendar writes, in the caller's
-/// transaction, and announces the event to every node once that commits.
+/// transaction (the store tells every node once that commits).
 async fn record_event(
     c: &mut PgConnection,
     t: &Tenant,
@@ -401,16 +410,28 @@ async fn record_event(
     .execute(&mut *c)
     .await
     .map_err(error)?;
-    db::announce(c, db::EVENTS_CHANNEL).await
+    Ok(())
 }
 
-/// A booking with its participants, in one statement; `lock` reads it `FOR UPDATE` (writes
-/// to one booking queue up behind each other).
+/// A booking with its participants; `lock` first locks its row `FOR UPDATE` (writes to one
+/// booking queue up behind each other), then reads it in a statement of its own, whose fresh
+/// snapshot sees what the previous writer committed — a locking read would re-read the row
+/// but not its participants' subquery (see `directory::business_on`).
 async fn get_on(c: &mut PgConnection, t: &Tenant, id: &str, lock: bool) -> StoreResult<Option<Booking>> {
-    let sql = format!(
-        "SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1 AND account_id = $2 AND mode = $3{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
+    if lock {
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM bookings WHERE id = $1 AND account_id = $2 AND mode = $3 FOR UPDATE")
+                .bind(id)
+                .bind(&t.account_id)
+                .bind(t.mode.as_str())
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(error)?;
+        if found.is_none() {
+            return Ok(None);
+        }
+    }
+    let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1 AND account_id = $2 AND mode = $3");
     let row: Option<BookingRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(&t.account_id)

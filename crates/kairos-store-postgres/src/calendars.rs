@@ -12,7 +12,7 @@ use kairos_store::{
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
 use crate::bookings::MAX_BLOCK;
-use crate::db::{self, error, unique};
+use crate::db::{error, unique};
 use crate::rows::{corrupt, ms, opt_ts, ts};
 
 /// The tenant a row names.
@@ -473,11 +473,9 @@ pub(crate) async fn delete(
     .execute(&mut *tx)
     .await
     .map_err(error)?;
-    let mut announced = false;
     if crate::providers::is_oauth(provider) {
         for conn in connections_of(&mut *tx, t, user_id).await?.iter().filter(|conn| conn.provider == provider) {
             crate::providers::record_connection_event(&mut tx, t, "consent.revoked", conn, now).await?;
-            announced = true;
         }
     }
     let n = sqlx::query(
@@ -492,9 +490,6 @@ pub(crate) async fn delete(
     .await
     .map_err(error)?
     .rows_affected();
-    if announced {
-        db::announce(&mut tx, db::EVENTS_CHANNEL).await?;
-    }
     tx.commit().await.map_err(error)?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kairos_store::StoreError;
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 
 /// Channel that says "events were recorded" (the delivery workers dispatch them).
@@ -83,10 +83,24 @@ pub(crate) fn is_overlap(e: &sqlx::Error) -> bool {
     code(e).as_deref() == Some("23P01")
 }
 
-/// Tells every node, once this transaction commits, that work arrived on `channel`.
-pub(crate) async fn announce(c: &mut PgConnection, channel: &str) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, '')").bind(channel).execute(c).await.map_err(error)?;
-    Ok(())
+/// Tells every node (this one included) that work arrived, each time `outgoing` is signalled
+/// after a commit. Deliberately outside the writing transaction: a `NOTIFY` inside one makes
+/// PostgreSQL serialise every such commit on its notification queue lock (with the commit's
+/// WAL flush inside it), which capped bookings at one per fsync. Signals that arrive while a
+/// notification is being sent collapse into the next one.
+pub(crate) fn forward(pool: PgPool, channel: &'static str, outgoing: Arc<Notify>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            outgoing.notified().await;
+            if pool.is_closed() {
+                return;
+            }
+            if let Err(e) = sqlx::query("SELECT pg_notify($1, '')").bind(channel).execute(&pool).await {
+                // The other nodes' workers still poll: this delays their work, loses none.
+                tracing::warn!(error = %e, channel, "NOTIFY failed");
+            }
+        }
+    })
 }
 
 /// Forwards PostgreSQL notifications to this node's workers for as long as the pool lives,

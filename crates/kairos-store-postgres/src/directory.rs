@@ -266,17 +266,33 @@ pub(crate) async fn business(db: &PgPool, t: &Tenant, id: &str) -> StoreResult<O
     business_on(&mut *db.acquire().await.map_err(error)?, t, id, false).await
 }
 
-/// A business with its hosts, on a given connection; `lock` reads it `FOR UPDATE`.
+/// A business with its hosts, on a given connection; `lock` locks its row first (`FOR
+/// UPDATE`), then reads it.
+///
+/// Two statements on purpose: under READ COMMITTED, a `SELECT … FOR UPDATE` that waited for
+/// another writer re-reads the locked row but evaluates its subqueries (the hosts) on the
+/// snapshot taken before the wait — an edit would then write the other writer's hosts back
+/// over. The read after the lock gets a fresh snapshot that includes them.
 pub(crate) async fn business_on(
     c: &mut PgConnection,
     t: &Tenant,
     id: &str,
     lock: bool,
 ) -> StoreResult<Option<Business>> {
-    let sql = format!(
-        "SELECT {BUSINESS_COLUMNS} FROM businesses WHERE id = $1 AND account_id = $2 AND mode = $3{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
+    if lock {
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM businesses WHERE id = $1 AND account_id = $2 AND mode = $3 FOR UPDATE")
+                .bind(id)
+                .bind(&t.account_id)
+                .bind(t.mode.as_str())
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(error)?;
+        if found.is_none() {
+            return Ok(None);
+        }
+    }
+    let sql = format!("SELECT {BUSINESS_COLUMNS} FROM businesses WHERE id = $1 AND account_id = $2 AND mode = $3");
     let row: Option<BusinessRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(&t.account_id)

@@ -9,7 +9,8 @@
 //!   `FOR UPDATE SKIP LOCKED` under leases, so each is done once and a dead node's claims
 //!   lapse to the others;
 //! - no cache: every read goes to the database, so nothing can be stale on another node;
-//! - LISTEN/NOTIFY wakes every node's delivery worker when events are recorded anywhere;
+//! - LISTEN/NOTIFY wakes every node's delivery worker when events are recorded anywhere (the
+//!   NOTIFY is sent after the commit, never inside it: see [`db::forward`]);
 //! - migrations run under sqlx's advisory lock, so nodes starting together migrate once.
 #![forbid(unsafe_code)]
 
@@ -46,9 +47,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// This node's workers wait on these (woken by its own writes and by other nodes').
     events: Arc<Notify>,
     deliveries: Arc<Notify>,
-    listener: Arc<tokio::task::JoinHandle<()>>,
+    /// Signalled after this node commits work, for the tasks that tell the other nodes.
+    outgoing_events: Arc<Notify>,
+    outgoing_deliveries: Arc<Notify>,
+    tasks: Arc<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl PgStore {
@@ -58,8 +63,25 @@ impl PgStore {
         let pool = db::connect(options).await?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Backend(format!("migrations failed: {e}")))?;
         let (events, deliveries) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-        let listener = db::listen(pool.clone(), events.clone(), deliveries.clone());
-        Ok(Self { pool, events, deliveries, listener: Arc::new(listener) })
+        let (outgoing_events, outgoing_deliveries) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let tasks = vec![
+            db::listen(pool.clone(), events.clone(), deliveries.clone()),
+            db::forward(pool.clone(), db::EVENTS_CHANNEL, outgoing_events.clone()),
+            db::forward(pool.clone(), db::DELIVERIES_CHANNEL, outgoing_deliveries.clone()),
+        ];
+        Ok(Self { pool, events, deliveries, outgoing_events, outgoing_deliveries, tasks: Arc::new(tasks) })
+    }
+
+    /// After a commit that recorded events: wake this node's worker now, and every node's.
+    fn events_committed(&self) {
+        self.events.notify_one();
+        self.outgoing_events.notify_one();
+    }
+
+    /// After a commit that queued deliveries directly.
+    fn deliveries_committed(&self) {
+        self.deliveries.notify_one();
+        self.outgoing_deliveries.notify_one();
     }
 
     /// The pool, for tests and tools.
@@ -144,7 +166,7 @@ impl Store for PgStore {
     async fn create_booking(&self, t: &Tenant, new: &NewBooking, now: Timestamp) -> Result<Booking, BookingError> {
         let made = bookings::create(&self.pool, t, new, now).await;
         if made.is_ok() {
-            self.events.notify_one();
+            self.events_committed();
         }
         made
     }
@@ -166,7 +188,7 @@ impl Store for PgStore {
     ) -> Result<Booking, BookingError> {
         let moved = bookings::reschedule(&self.pool, t, id, to, now).await;
         if moved.is_ok() {
-            self.events.notify_one();
+            self.events_committed();
         }
         moved
     }
@@ -180,7 +202,7 @@ impl Store for PgStore {
     ) -> Result<Booking, BookingError> {
         let cancelled = bookings::cancel(&self.pool, t, id, reason, now).await;
         if cancelled.is_ok() {
-            self.events.notify_one();
+            self.events_committed();
         }
         cancelled
     }
@@ -210,7 +232,9 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
-        self.listener.abort();
+        for task in self.tasks.iter() {
+            task.abort();
+        }
         self.pool.close().await;
     }
 
@@ -257,7 +281,7 @@ impl Store for PgStore {
     ) -> StoreResult<Delivery> {
         let queued = webhooks::redeliver(&self.pool, t, webhook_id, delivery_id, now).await;
         if queued.is_ok() {
-            self.deliveries.notify_one();
+            self.deliveries_committed();
         }
         queued
     }
@@ -265,7 +289,7 @@ impl Store for PgStore {
     async fn ping_webhook(&self, t: &Tenant, webhook_id: &str, now: Timestamp) -> StoreResult<Delivery> {
         let queued = webhooks::ping(&self.pool, t, webhook_id, now).await;
         if queued.is_ok() {
-            self.deliveries.notify_one();
+            self.deliveries_committed();
         }
         queued
     }
@@ -340,7 +364,7 @@ impl Store for PgStore {
     ) -> StoreResult<usize> {
         let deleted = calendars::delete(&self.pool, t, user_id, provider, now).await;
         if deleted.is_ok() {
-            self.events.notify_one();
+            self.events_committed();
         }
         deleted
     }
@@ -359,7 +383,7 @@ impl Store for PgStore {
     ) -> StoreResult<Connected> {
         let connected = providers::connect(&self.pool, t, connection, secret, calendars, now).await;
         if connected.is_ok() {
-            self.events.notify_one();
+            self.events_committed();
         }
         connected
     }
@@ -385,7 +409,7 @@ impl Store for PgStore {
     async fn record_provider_sync(&self, t: &Tenant, record: &ProviderSyncRecord) -> StoreResult<()> {
         let recorded = providers::record_sync(&self.pool, t, record).await;
         if recorded.is_ok() {
-            self.events.notify_one();
+            self.events_committed();
         }
         recorded
     }

@@ -43,8 +43,8 @@ struct ConnectionView<'a> {
     reason: Option<&'a str>,
 }
 
-/// Records a connection lifecycle event (`consent.*`, `connection.*`) in the outbox. The
-/// caller announces it (see [`db::announce`]) before committing.
+/// Records a connection lifecycle event (`consent.*`, `connection.*`) in the outbox, in the
+/// caller's transaction.
 pub(crate) async fn record_connection_event(
     c: &mut PgConnection,
     t: &Tenant,
@@ -269,7 +269,6 @@ pub(crate) async fn connect(
         if reactivated {
             record_connection_event(&mut tx, t, "connection.reactivated", &stored, now).await?;
         }
-        db::announce(&mut tx, db::EVENTS_CHANNEL).await?;
     }
     let calendars = calendars_of(&mut *tx, &id).await?;
     tx.commit().await.map_err(error)?;
@@ -436,7 +435,6 @@ pub(crate) async fn record_sync(db: &PgPool, t: &Tenant, r: &ProviderSyncRecord)
                 let now =
                     CalendarConnection { status: "needs_reauth".into(), last_error: Some(why.clone()), ..conn.clone() };
                 record_connection_event(&mut tx, t, "connection.needs_reauth", &now, r.at).await?;
-                db::announce(&mut tx, db::EVENTS_CHANNEL).await?;
             }
         }
         ProviderSyncOutcome::Synced(calendars) => {
@@ -456,9 +454,7 @@ pub(crate) async fn record_sync(db: &PgPool, t: &Tenant, r: &ProviderSyncRecord)
             for sync in calendars {
                 apply(&mut tx, t, &conn.user_id, sync, r.at).await?;
             }
-            if calendars.iter().any(|sync| !sync.changes.is_empty()) {
-                db::announce(&mut tx, db::EVENTS_CHANNEL).await?;
-            }
+            if calendars.iter().any(|sync| !sync.changes.is_empty()) {}
         }
     }
     tx.commit().await.map_err(error)?;

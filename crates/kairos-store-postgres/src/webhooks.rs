@@ -15,7 +15,7 @@ use kairos_store::{
 };
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
-use crate::db::{self, error};
+use crate::db::error;
 use crate::rows::{corrupt, json, ms, opt_ts, parse_json, ts};
 
 /// The columns [`WebhookRow`] reads (a macro so that queries stay `&'static str`).
@@ -434,7 +434,6 @@ pub(crate) async fn redeliver(
     .ok_or(StoreError::NotFound)?;
     let new = NewDelivery { webhook_id, event_id: &event_id, event_type: &event_type, event_created_at };
     let delivery = queue_one(&mut tx, new, now).await?;
-    db::announce(&mut tx, db::DELIVERIES_CHANNEL).await?;
     tx.commit().await.map_err(error)?;
     Ok(delivery)
 }
@@ -460,7 +459,6 @@ pub(crate) async fn ping(db: &PgPool, t: &Tenant, webhook_id: &str, now: Timesta
     .map_err(error)?;
     let new = NewDelivery { webhook_id, event_id: &event_id, event_type: PING, event_created_at: ms(now) };
     let delivery = queue_one(&mut tx, new, now).await?;
-    db::announce(&mut tx, db::DELIVERIES_CHANNEL).await?;
     tx.commit().await.map_err(error)?;
     Ok(delivery)
 }

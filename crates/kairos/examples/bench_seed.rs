@@ -1,6 +1,7 @@
 //! Seeds a database for `bench/http.sh` through the Store trait: an API key, a business with
 //! 10 hosts who each have 500 busy blocks over the next 14 days (from the coming Monday), and
-//! an open business with one free host for booking runs. Prints shell assignments.
+//! an open business with one free host for booking runs, and sixteen more of those (bookings
+//! spread over many people). Prints shell assignments.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use jiff::{SignedDuration, Timestamp, ToSpan};
@@ -80,7 +81,18 @@ async fn main() -> anyhow::Result<()> {
     store.insert_user(&t, &free).await?;
     let booking_business = business("Open", vec![free.id]);
     store.insert_business(&t, &booking_business).await?;
+    // Sixteen more, a free host each: bookings spread over people who do not share a lock
+    // (bench/multinode.sh), as bookings of many hosts do in real use.
+    let mut spread = Vec::new();
+    for i in 0..16 {
+        let host = user(format!("spread{i}@bench.example"), "UTC", WorkingHours::always());
+        store.insert_user(&t, &host).await?;
+        let b = business(&format!("Open {i}"), vec![host.id]);
+        store.insert_business(&t, &b).await?;
+        spread.push(b.id);
+    }
     println!("KEY={key}");
+    println!("BOOKING_BUSINESSES={}", spread.join(","));
     println!("SLOTS_BUSINESS={}", slots_business.id);
     println!("BOOKING_BUSINESS={}", booking_business.id);
     println!("FROM={origin}");
