@@ -377,17 +377,9 @@ pub(crate) async fn select(
 /// text and busy time of the connection's calendars.
 pub(crate) async fn record(db: &PgPool, t: &Tenant, r: &SyncRecord) -> StoreResult<()> {
     let mut tx = db.begin().await.map_err(error)?;
-    let user_id: Option<String> = sqlx::query_scalar(
-        "SELECT user_id FROM calendar_connections WHERE id = $1 AND account_id = $2 AND mode = $3 FOR UPDATE",
-    )
-    .bind(&r.connection_id)
-    .bind(&t.account_id)
-    .bind(t.mode.as_str())
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(error)?;
     // Disconnected while syncing: nothing to record.
-    let Some(user_id) = user_id else { return Ok(()) };
+    let Some(conn) = crate::providers::lock_connection(&mut tx, t, &r.connection_id).await? else { return Ok(()) };
+    let user_id = conn.user_id;
     match &r.outcome {
         SyncOutcome::Failed(why) => {
             sqlx::query(
@@ -460,36 +452,50 @@ pub(crate) async fn delete(
     now: Timestamp,
 ) -> StoreResult<usize> {
     let mut tx = db.begin().await.map_err(error)?;
-    sqlx::query(
-        "DELETE FROM busy_blocks WHERE source IN (
-             SELECT cal.id FROM calendars cal JOIN calendar_connections conn ON conn.id = cal.connection_id
-              WHERE conn.account_id = $1 AND conn.mode = $2 AND conn.provider = $3
-                AND ($4::text IS NULL OR conn.user_id = $4))",
-    )
+    // Lock the connections first, in id order: a sync recording busy time for one of them
+    // (which locks its connection before writing busy blocks) either finishes before we
+    // read its blocks or finds the connection gone, and two concurrent disconnects of
+    // the same connections neither deadlock nor both announce `consent.revoked`.
+    let locked = sqlx::query_as::<_, ConnectionRow>(concat!(
+        "SELECT ",
+        connection_columns!(),
+        " FROM calendar_connections
+          WHERE account_id = $1 AND mode = $2 AND provider = $3 AND ($4::text IS NULL OR user_id = $4)
+          ORDER BY id FOR UPDATE"
+    ))
     .bind(&t.account_id)
     .bind(t.mode.as_str())
     .bind(provider)
     .bind(user_id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(error)?
+    .into_iter()
+    .map(ConnectionRow::into_record)
+    .collect::<StoreResult<Vec<_>>>()?;
+    if locked.is_empty() {
+        tx.commit().await.map_err(error)?;
+        return Ok(0);
+    }
+    let ids: Vec<&str> = locked.iter().map(|conn| conn.id.as_str()).collect();
+    sqlx::query(
+        "DELETE FROM busy_blocks WHERE source IN (SELECT id FROM calendars WHERE connection_id = ANY($1::text[]))",
+    )
+    .bind(&ids)
     .execute(&mut *tx)
     .await
     .map_err(error)?;
     if crate::providers::is_oauth(provider) {
-        for conn in connections_of(&mut *tx, t, user_id).await?.iter().filter(|conn| conn.provider == provider) {
+        for conn in &locked {
             crate::providers::record_connection_event(&mut tx, t, "consent.revoked", conn, now).await?;
         }
     }
-    let n = sqlx::query(
-        "DELETE FROM calendar_connections
-          WHERE account_id = $1 AND mode = $2 AND provider = $3 AND ($4::text IS NULL OR user_id = $4)",
-    )
-    .bind(&t.account_id)
-    .bind(t.mode.as_str())
-    .bind(provider)
-    .bind(user_id)
-    .execute(&mut *tx)
-    .await
-    .map_err(error)?
-    .rows_affected();
+    let n = sqlx::query("DELETE FROM calendar_connections WHERE id = ANY($1::text[])")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await
+        .map_err(error)?
+        .rows_affected();
     tx.commit().await.map_err(error)?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }

@@ -235,6 +235,13 @@ pub(crate) async fn insert_business(db: &PgPool, t: &Tenant, business: &Business
 /// Replaces a business's hosts in one statement; every host must be a user of the same
 /// tenant (`NotFound` otherwise).
 async fn set_hosts(c: &mut PgConnection, t: &Tenant, business_id: &str, hosts: &[String]) -> StoreResult<()> {
+    // Lock the hosts before touching their host rows, in id order: deleting a user locks the
+    // user, then its host rows through the cascade, so the same order here cannot deadlock.
+    sqlx::query("SELECT 1 FROM users WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE")
+        .bind(hosts)
+        .execute(&mut *c)
+        .await
+        .map_err(error)?;
     sqlx::query("DELETE FROM business_hosts WHERE business_id = $1")
         .bind(business_id)
         .execute(&mut *c)

@@ -142,7 +142,26 @@ async fn record_event_changes(
 }
 
 /// The tenant's connection `id`, locked until the transaction ends.
-async fn lock_connection(c: &mut PgConnection, t: &Tenant, id: &str) -> StoreResult<Option<CalendarConnection>> {
+///
+/// Its user is locked first (`FOR KEY SHARE`, which only conflicts with deleting or re-keying
+/// the user): deleting a user locks the user, then its connections through the cascade, so
+/// taking the two in that same order here means a sync recorded while its user is deleted
+/// waits, then finds nothing, instead of deadlocking on the busy blocks' foreign key.
+pub(crate) async fn lock_connection(
+    c: &mut PgConnection,
+    t: &Tenant,
+    id: &str,
+) -> StoreResult<Option<CalendarConnection>> {
+    sqlx::query(
+        "SELECT 1 FROM users WHERE id = (SELECT user_id FROM calendar_connections
+                                          WHERE id = $1 AND account_id = $2 AND mode = $3) FOR KEY SHARE",
+    )
+    .bind(id)
+    .bind(&t.account_id)
+    .bind(t.mode.as_str())
+    .execute(&mut *c)
+    .await
+    .map_err(error)?;
     sqlx::query_as::<_, ConnectionRow>(concat!(
         "SELECT ",
         connection_columns!(),

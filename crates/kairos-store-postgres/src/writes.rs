@@ -44,7 +44,8 @@ pub(crate) async fn enqueue(c: &mut PgConnection, t: &Tenant, booking: &Booking,
                FROM calendars cal JOIN calendar_connections conn ON conn.id = cal.connection_id
               WHERE cal.user_id = $2 AND cal.account_id = $3 AND cal.mode = $4 AND cal.writable
                 AND conn.provider IN ('google', 'microsoft', 'caldav')
-              ORDER BY cal.is_primary DESC, cal.selected DESC, cal.created_at, cal.id LIMIT 1",
+              ORDER BY cal.is_primary DESC, cal.selected DESC, cal.created_at, cal.id LIMIT 1
+                FOR KEY SHARE OF cal, conn",
         )
         .bind(&booking.id)
         .bind(&p.id)
