@@ -90,6 +90,11 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "invalid_request_error", code, message)
     }
 
+    /// A provider we depend on (Stripe) refused or could not be reached: 502.
+    pub fn bad_gateway(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "api_error", code, message)
+    }
+
     pub fn too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -30,7 +30,7 @@ use utoipa_axum::routes;
 
 use error::ApiError;
 pub use kairos_store::Clock;
-use routes::{availability, bookings, businesses, calendars, connect, events, health, push, users, webhooks};
+use routes::{availability, bookings, businesses, calendars, connect, events, health, payments, push, users, webhooks};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -45,6 +45,8 @@ pub struct AppState {
     /// `KAIROS_PUBLIC_URL`: where providers and browsers reach this server (OAuth callbacks,
     /// push notifications).
     pub public_url: url::Url,
+    /// Stripe, for paid bookings; `None` without `KAIROS_STRIPE_SECRET_KEY`.
+    pub payments: Option<routes::payments::Payments>,
     openapi_json: Arc<String>,
 }
 
@@ -66,8 +68,14 @@ impl AppState {
             allow_private_urls: false,
             sync,
             public_url: url::Url::parse("http://127.0.0.1:3001").unwrap_or_else(|_| unreachable!()),
+            payments: None,
             openapi_json: Arc::new(openapi_json()),
         }
+    }
+
+    pub fn with_payments(mut self, payments: Option<routes::payments::Payments>) -> Self {
+        self.payments = payments;
+        self
     }
 
     /// Uses `sync` (configured by the binary) for calendars.
@@ -166,6 +174,9 @@ fn public_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(connect::callback))
         .routes(routes!(push::google))
         .routes(routes!(push::microsoft))
+        .routes(routes!(payments::stripe_webhook))
+        .routes(routes!(payments::done))
+        .routes(routes!(payments::cancelled))
 }
 
 /// The OpenAPI document of this server, as served at `/v1/openapi.json`.

@@ -214,7 +214,13 @@ impl GoogleEmulator {
     /// rateLimitExceeded, 403 userRateLimitExceeded, 500/503 backendError), with
     /// `Retry-After` when given.
     pub fn fail_next(&self, n: usize, status: u16, retry_after_secs: Option<u64>) {
-        self.with_state(|s| s.failures.extend(std::iter::repeat_n((status, retry_after_secs), n)))
+        self.with_state(|s| s.failures.extend(std::iter::repeat_n((status, retry_after_secs, false), n)))
+    }
+
+    /// Like [`Self::fail_next`], but only event writes (insert, update, patch, delete) take
+    /// these failures: a background sync's reads pass, so a test can aim at the write.
+    pub fn fail_next_writes(&self, n: usize, status: u16, retry_after_secs: Option<u64>) {
+        self.with_state(|s| s.failures.extend(std::iter::repeat_n((status, retry_after_secs, true), n)))
     }
 
     /// Requests served whose path starts with `path_prefix`.
@@ -259,13 +265,18 @@ async fn gate(State(emu): State<GoogleEmulator>, request: Request, next: Next) -
     if path.starts_with("/calendar/v3/") {
         let token = bearer(&request).map(str::to_string);
         let now = Timestamp::now();
+        let is_write =
+            request.method() != axum::http::Method::GET && path.contains("/events") && !path.ends_with("/watch");
         let verdict = emu.with_state(|s| {
             if !token.is_some_and(|t| s.grants.access_valid(&t, now)) {
                 return Err(ApiError::unauthenticated());
             }
-            match s.failures.pop_front() {
-                Some((status, retry_after)) => Err(ApiError::injected(status, retry_after)),
-                None => Ok(()),
+            match s.failures.front() {
+                Some(&(status, retry_after, writes_only)) if is_write || !writes_only => {
+                    s.failures.pop_front();
+                    Err(ApiError::injected(status, retry_after))
+                }
+                _ => Ok(()),
             }
         });
         if let Err(e) = verdict {

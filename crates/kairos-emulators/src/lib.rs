@@ -9,3 +9,5 @@
 pub mod google;
 pub mod microsoft;
 pub mod radicale;
+pub mod smtp;
+pub mod stripe;

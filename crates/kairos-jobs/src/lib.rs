@@ -5,7 +5,10 @@
 pub mod calendar_sync;
 pub mod delivery;
 pub mod egress;
+pub mod email;
+pub mod holds;
 pub mod lease;
+pub mod mail;
 pub mod parsed;
 pub mod provider_sync;
 pub mod push;

@@ -207,3 +207,4 @@ pub mod google;
 pub mod microsoft;
 pub mod oauth;
 pub mod sealed;
+pub mod stripe;

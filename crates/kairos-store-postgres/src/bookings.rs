@@ -397,6 +397,7 @@ async fn record_event(
     let id = ids::new_id("evt");
     // Every booking change also re-wants its event on the participants' own calendars.
     crate::writes::enqueue(&mut *c, t, booking, now).await?;
+    crate::emails::enqueue(&mut *c, t, event, booking, now).await?;
     let payload = event_envelope(&id, event.as_str(), now, &BookingEventData { booking });
     sqlx::query(
         "INSERT INTO outbox_events (id, account_id, mode, event_type, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -533,31 +534,212 @@ pub(crate) async fn cancel(
     now: Timestamp,
 ) -> Result<Booking, BookingError> {
     let mut tx = db.begin().await.map_err(error)?;
-    let mut booking = get_on(&mut tx, t, id, true).await?.ok_or(StoreError::NotFound)?;
+    let booking = get_on(&mut tx, t, id, true).await?.ok_or(StoreError::NotFound)?;
     if booking.status == BookingStatus::Cancelled {
         return Ok(booking);
     }
+    let booking = cancel_on(&mut tx, t, booking, reason, now).await?;
+    tx.commit().await.map_err(error)?;
+    Ok(booking)
+}
+
+/// Cancels a booking already locked by the caller's transaction.
+async fn cancel_on(
+    c: &mut PgConnection,
+    t: &Tenant,
+    mut booking: Booking,
+    reason: Option<&str>,
+    now: Timestamp,
+) -> StoreResult<Booking> {
     sqlx::query(
         "UPDATE bookings SET status = 'cancelled', cancelled_at = $1, cancellation_reason = $2, updated_at = $1 WHERE id = $3",
     )
     .bind(ms(now))
     .bind(reason)
     .bind(&booking.id)
-    .execute(&mut *tx)
+    .execute(&mut *c)
     .await
     .map_err(error)?;
     sqlx::query("UPDATE booking_participants SET holds = false WHERE booking_id = $1")
         .bind(&booking.id)
-        .execute(&mut *tx)
+        .execute(&mut *c)
         .await
         .map_err(error)?;
     booking.status = BookingStatus::Cancelled;
     booking.cancelled_at = Some(now);
     booking.cancellation_reason = reason.map(str::to_string);
     booking.updated_at = now;
-    record_event(&mut tx, t, BookingEvent::Cancelled, &booking, now).await?;
+    record_event(c, t, BookingEvent::Cancelled, &booking, now).await?;
+    Ok(booking)
+}
+
+/// Stores the checkout session of a payment hold.
+pub(crate) async fn set_checkout(
+    db: &PgPool,
+    t: &Tenant,
+    id: &str,
+    session_id: &str,
+    url: &str,
+    now: Timestamp,
+) -> StoreResult<Booking> {
+    let mut tx = db.begin().await.map_err(error)?;
+    let n = sqlx::query(
+        "UPDATE bookings SET checkout_session_id = $1, checkout_url = $2, updated_at = $3
+          WHERE id = $4 AND account_id = $5 AND mode = $6",
+    )
+    .bind(session_id)
+    .bind(url)
+    .bind(ms(now))
+    .bind(id)
+    .bind(&t.account_id)
+    .bind(t.mode.as_str())
+    .execute(&mut *tx)
+    .await
+    .map_err(error)?
+    .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    let booking = get_on(&mut tx, t, id, false).await?.ok_or(StoreError::NotFound)?;
     tx.commit().await.map_err(error)?;
     Ok(booking)
+}
+
+/// Booking `id`, locked, with its tenant, when it was opened for checkout session `session_id`.
+async fn payment_booking(c: &mut PgConnection, id: &str, session_id: &str) -> StoreResult<Option<(Tenant, Booking)>> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT account_id, mode FROM bookings WHERE id = $1 AND checkout_session_id = $2 FOR UPDATE")
+            .bind(id)
+            .bind(session_id)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(error)?;
+    let Some((account_id, mode)) = row else { return Ok(None) };
+    let t = crate::calendars::tenant_of(account_id, &mode)?;
+    let booking = get_on(c, &t, id, false).await?.ok_or(StoreError::NotFound)?;
+    Ok(Some((t, booking)))
+}
+
+/// Why an unpaid hold ended when the sweep ended it; a late payment may still claim the time
+/// if it is free.
+const HOLD_LAPSED: &str = "payment_not_completed";
+
+pub(crate) async fn complete_payment(
+    db: &PgPool,
+    id: &str,
+    session_id: &str,
+    amount: i64,
+    currency: &str,
+    now: Timestamp,
+) -> StoreResult<Option<(Tenant, PaymentApplied)>> {
+    let mut tx = db.begin().await.map_err(error)?;
+    let Some((t, mut booking)) = payment_booking(&mut tx, id, session_id).await? else { return Ok(None) };
+    let lapsed = match booking.status {
+        BookingStatus::Confirmed => return Ok(Some((t, PaymentApplied::AlreadyConfirmed(booking)))),
+        BookingStatus::PendingPayment => !booking.holds_time(now),
+        BookingStatus::Cancelled if booking.cancellation_reason.as_deref() == Some(HOLD_LAPSED) => true,
+        BookingStatus::Cancelled => return Ok(Some((t, PaymentApplied::Cancelled(booking)))),
+    };
+    let people: Vec<String> = booking.participants.iter().map(|p| p.id.clone()).collect();
+    if lapsed {
+        // The hold ran out before the payment arrived: the time is the customer's only if
+        // nobody took it meanwhile, by the same rules (and locks) as any booking.
+        let span = Interval::new(booking.start_time, booking.end_time).map_err(|e| corrupt("interval", e))?;
+        let who = Who {
+            business_id: booking.business_id.clone(),
+            participants: people.iter().map(|p| UserRef::Id(p.clone())).collect(),
+            ignore_booking: Some(booking.id.clone()),
+            named_only: true,
+        };
+        let free = match locked_party(&mut tx, &t, &who, span, now).await {
+            Ok(party) => party.check(span, now, SearchMode::Collective).is_ok(),
+            Err(BookingError::Store(e)) => return Err(e),
+            Err(_) => false,
+        };
+        if !free {
+            let booking = if booking.status == BookingStatus::PendingPayment {
+                cancel_on(&mut tx, &t, booking, Some("payment_too_late"), now).await?
+            } else {
+                booking
+            };
+            tx.commit().await.map_err(error)?;
+            return Ok(Some((t, PaymentApplied::TooLate(booking))));
+        }
+        clear_lapsed_holds(&mut tx, &people, now).await?;
+    }
+    sqlx::query(
+        "UPDATE bookings SET status = 'confirmed', hold_expires_at = NULL, payment_amount = $1, payment_currency = $2,
+                cancelled_at = NULL, cancellation_reason = NULL, updated_at = $3 WHERE id = $4",
+    )
+    .bind(amount)
+    .bind(currency)
+    .bind(ms(now))
+    .bind(&booking.id)
+    .execute(&mut *tx)
+    .await
+    .map_err(error)?;
+    // Under the people's locks and after the re-check, the exclusion constraint cannot
+    // object; if it did, the error rolls everything back and Stripe retries the event.
+    sqlx::query("UPDATE booking_participants SET holds = true, hold_expires_at = NULL WHERE booking_id = $1")
+        .bind(&booking.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(error)?;
+    booking.status = BookingStatus::Confirmed;
+    booking.hold_expires_at = None;
+    booking.payment_amount = Some(amount);
+    booking.payment_currency = Some(currency.to_string());
+    booking.cancelled_at = None;
+    booking.cancellation_reason = None;
+    booking.updated_at = now;
+    record_event(&mut tx, &t, BookingEvent::Confirmed, &booking, now).await?;
+    tx.commit().await.map_err(error)?;
+    Ok(Some((t, PaymentApplied::Confirmed(booking))))
+}
+
+pub(crate) async fn end_payment_hold(
+    db: &PgPool,
+    id: &str,
+    session_id: &str,
+    reason: &str,
+    now: Timestamp,
+) -> StoreResult<Option<(Tenant, Booking)>> {
+    let mut tx = db.begin().await.map_err(error)?;
+    let Some((t, booking)) = payment_booking(&mut tx, id, session_id).await? else { return Ok(None) };
+    if booking.status != BookingStatus::PendingPayment {
+        return Ok(Some((t, booking)));
+    }
+    let booking = cancel_on(&mut tx, &t, booking, Some(reason), now).await?;
+    tx.commit().await.map_err(error)?;
+    Ok(Some((t, booking)))
+}
+
+pub(crate) async fn expire_payment_holds(
+    db: &PgPool,
+    now: Timestamp,
+    limit: usize,
+) -> StoreResult<Vec<(Tenant, Booking, Option<String>)>> {
+    let mut tx = db.begin().await.map_err(error)?;
+    // SKIP LOCKED: two nodes sweeping at once take different holds.
+    let due: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, account_id, mode, checkout_session_id FROM bookings
+          WHERE status = 'pending_payment' AND hold_expires_at <= $1
+          ORDER BY hold_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(ms(now))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(error)?;
+    let mut out = Vec::with_capacity(due.len());
+    for (id, account_id, mode, session) in due {
+        let t = crate::calendars::tenant_of(account_id, &mode)?;
+        let booking = get_on(&mut tx, &t, &id, false).await?.ok_or(StoreError::NotFound)?;
+        let booking = cancel_on(&mut tx, &t, booking, Some(HOLD_LAPSED), now).await?;
+        out.push((t, booking, session));
+    }
+    tx.commit().await.map_err(error)?;
+    Ok(out)
 }
 
 #[cfg(test)]

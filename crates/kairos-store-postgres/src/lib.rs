@@ -18,6 +18,7 @@ mod bookings;
 mod calendars;
 mod db;
 mod directory;
+mod emails;
 mod idempotency;
 mod leases;
 mod providers;
@@ -471,6 +472,77 @@ impl Store for PgStore {
 
     async fn calendar_writes(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<CalendarWrite>> {
         writes::of_booking(&self.pool, t, booking_id).await
+    }
+
+    async fn claim_emails(
+        &self,
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+        limit: usize,
+    ) -> StoreResult<Vec<(Tenant, BookingEmail)>> {
+        emails::claim(&self.pool, now, lease, limit).await
+    }
+
+    async fn record_email(
+        &self,
+        t: &Tenant,
+        email: &BookingEmail,
+        outcome: &EmailOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        emails::record(&self.pool, t, email, outcome, now).await
+    }
+
+    async fn booking_emails(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<BookingEmail>> {
+        emails::of_booking(&self.pool, t, booking_id).await
+    }
+
+    async fn set_checkout(
+        &self,
+        t: &Tenant,
+        booking_id: &str,
+        session_id: &str,
+        url: &str,
+        now: Timestamp,
+    ) -> StoreResult<Booking> {
+        bookings::set_checkout(&self.pool, t, booking_id, session_id, url, now).await
+    }
+
+    async fn complete_payment(
+        &self,
+        booking_id: &str,
+        session_id: &str,
+        amount: i64,
+        currency: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(Tenant, PaymentApplied)>> {
+        let applied = bookings::complete_payment(&self.pool, booking_id, session_id, amount, currency, now).await?;
+        self.events_committed();
+        Ok(applied)
+    }
+
+    async fn end_payment_hold(
+        &self,
+        booking_id: &str,
+        session_id: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(Tenant, Booking)>> {
+        let ended = bookings::end_payment_hold(&self.pool, booking_id, session_id, reason, now).await?;
+        self.events_committed();
+        Ok(ended)
+    }
+
+    async fn expire_payment_holds(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<(Tenant, Booking, Option<String>)>> {
+        let expired = bookings::expire_payment_holds(&self.pool, now, limit).await?;
+        if !expired.is_empty() {
+            self.events_committed();
+        }
+        Ok(expired)
     }
 
     async fn try_lease(&self, key: &str, holder: &str, until: Timestamp, now: Timestamp) -> StoreResult<bool> {

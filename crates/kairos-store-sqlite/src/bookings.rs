@@ -370,6 +370,7 @@ fn record_event(c: &Connection, t: &Tenant, event: BookingEvent, booking: &Booki
     let id = ids::new_id("evt");
     // Every booking change also re-wants its event on the participants' own calendars.
     crate::writes::enqueue(c, t, booking, now)?;
+    crate::emails::enqueue(c, t, event, booking, now)?;
     let payload = event_envelope(&id, event.as_str(), now, &BookingEventData { booking });
     c.prepare_cached("INSERT INTO outbox_events (id, account_id, mode, event_type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
         .and_then(|mut s| s.execute(params![id, t.account_id, t.mode.as_str(), event.as_str(), payload, ms(now)]))
@@ -509,6 +510,157 @@ pub(crate) fn cancel(
     record_event(c, t, BookingEvent::Cancelled, &booking, now)?;
     let keys = stale(&booking);
     Ok((booking, keys))
+}
+
+/// What a write returns with the cache keys it made stale.
+type Written<T> = (T, Vec<CacheKey>);
+/// A lapsed hold, ended: its tenant, the cancelled booking, its checkout session.
+type Lapsed = (Tenant, Booking, Option<String>);
+
+/// Stores the checkout session of a payment hold.
+pub(crate) fn set_checkout(
+    c: &Connection,
+    t: &Tenant,
+    id: &str,
+    session_id: &str,
+    url: &str,
+    now: Timestamp,
+) -> StoreResult<(Booking, Vec<CacheKey>)> {
+    let n = c
+        .prepare_cached(
+            "UPDATE bookings SET checkout_session_id = ?1, checkout_url = ?2, updated_at = ?3
+              WHERE id = ?4 AND account_id = ?5 AND mode = ?6",
+        )
+        .and_then(|mut s| s.execute(params![session_id, url, ms(now), id, t.account_id, t.mode.as_str()]))
+        .map_err(error)?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    let booking = get(c, t, id)?.ok_or(StoreError::NotFound)?;
+    let keys = stale(&booking);
+    Ok((booking, keys))
+}
+
+/// The tenant of booking `id` when it was opened for checkout session `session_id`.
+fn payment_tenant(c: &Connection, id: &str, session_id: &str) -> StoreResult<Option<Tenant>> {
+    let row: Option<(String, String)> = c
+        .prepare_cached("SELECT account_id, mode FROM bookings WHERE id = ?1 AND checkout_session_id = ?2")
+        .and_then(|mut s| s.query_row(params![id, session_id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(error)?;
+    row.map(|(account_id, mode)| {
+        let mode = Mode::parse(&mode).ok_or_else(|| corrupt("mode", &mode))?;
+        Ok(Tenant { account_id, mode })
+    })
+    .transpose()
+}
+
+/// Why an unpaid hold ended: the sweep's reason, after which a late payment may still claim
+/// the time if it is free.
+pub(crate) const HOLD_LAPSED: &str = "payment_not_completed";
+
+pub(crate) fn complete_payment(
+    c: &Connection,
+    id: &str,
+    session_id: &str,
+    amount: i64,
+    currency: &str,
+    now: Timestamp,
+) -> StoreResult<Written<Option<(Tenant, PaymentApplied)>>> {
+    let Some(t) = payment_tenant(c, id, session_id)? else { return Ok((None, Vec::new())) };
+    let mut booking = get(c, &t, id)?.ok_or(StoreError::NotFound)?;
+    let lapsed = match booking.status {
+        BookingStatus::Confirmed => return Ok((Some((t, PaymentApplied::AlreadyConfirmed(booking))), Vec::new())),
+        BookingStatus::PendingPayment => !booking.holds_time(now),
+        BookingStatus::Cancelled if booking.cancellation_reason.as_deref() == Some(HOLD_LAPSED) => true,
+        BookingStatus::Cancelled => return Ok((Some((t, PaymentApplied::Cancelled(booking))), Vec::new())),
+    };
+    if lapsed {
+        // The hold ran out before the payment arrived: the time is the customer's only if
+        // nobody took it meanwhile, by the same rules as any booking.
+        let span = Interval::new(booking.start_time, booking.end_time).map_err(|e| corrupt("interval", e))?;
+        let who = Who {
+            business_id: booking.business_id.clone(),
+            participants: booking.participants.iter().map(|p| UserRef::Id(p.id.clone())).collect(),
+            ignore_booking: Some(booking.id.clone()),
+            named_only: true,
+        };
+        let free = match load_party(c, &t, &who, span, now) {
+            Ok(party) => party.check(span, now, SearchMode::Collective).is_ok(),
+            Err(BookingError::Store(e)) => return Err(e),
+            Err(_) => false,
+        };
+        if !free {
+            if booking.status == BookingStatus::PendingPayment {
+                let (cancelled, keys) = cancel(c, &t, id, Some("payment_too_late"), now).map_err(store_error)?;
+                return Ok((Some((t, PaymentApplied::TooLate(cancelled))), keys));
+            }
+            return Ok((Some((t, PaymentApplied::TooLate(booking))), Vec::new()));
+        }
+    }
+    c.prepare_cached(
+        "UPDATE bookings SET status = 'confirmed', hold_expires_at = NULL, payment_amount = ?1, payment_currency = ?2,
+                cancelled_at = NULL, cancellation_reason = NULL, updated_at = ?3 WHERE id = ?4",
+    )
+    .and_then(|mut s| s.execute(params![amount, currency, ms(now), booking.id]))
+    .map_err(error)?;
+    c.prepare_cached("UPDATE booking_participants SET holds = 1, hold_expires_at = NULL WHERE booking_id = ?1")
+        .and_then(|mut s| s.execute([&booking.id]))
+        .map_err(error)?;
+    booking.status = BookingStatus::Confirmed;
+    booking.hold_expires_at = None;
+    booking.payment_amount = Some(amount);
+    booking.payment_currency = Some(currency.to_string());
+    booking.cancelled_at = None;
+    booking.cancellation_reason = None;
+    booking.updated_at = now;
+    record_event(c, &t, BookingEvent::Confirmed, &booking, now)?;
+    let keys = stale(&booking);
+    Ok((Some((t, PaymentApplied::Confirmed(booking))), keys))
+}
+
+pub(crate) fn end_payment_hold(
+    c: &Connection,
+    id: &str,
+    session_id: &str,
+    reason: &str,
+    now: Timestamp,
+) -> StoreResult<Written<Option<(Tenant, Booking)>>> {
+    let Some(t) = payment_tenant(c, id, session_id)? else { return Ok((None, Vec::new())) };
+    let booking = get(c, &t, id)?.ok_or(StoreError::NotFound)?;
+    if booking.status != BookingStatus::PendingPayment {
+        return Ok((Some((t, booking)), Vec::new()));
+    }
+    let (booking, keys) = cancel(c, &t, id, Some(reason), now).map_err(store_error)?;
+    Ok((Some((t, booking)), keys))
+}
+
+pub(crate) fn expire_payment_holds(c: &Connection, now: Timestamp, limit: usize) -> StoreResult<Written<Vec<Lapsed>>> {
+    let due: Vec<(String, String, String, Option<String>)> = c
+        .prepare_cached(
+            "SELECT id, account_id, mode, checkout_session_id FROM bookings
+              WHERE status = 'pending_payment' AND hold_expires_at <= ?1 ORDER BY hold_expires_at LIMIT ?2",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![ms(now), limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect()
+        })
+        .map_err(error)?;
+    let (mut out, mut keys) = (Vec::with_capacity(due.len()), Vec::new());
+    for (id, account_id, mode, session) in due {
+        let mode = Mode::parse(&mode).ok_or_else(|| corrupt("mode", &mode))?;
+        let t = Tenant { account_id, mode };
+        let (booking, stale) = cancel(c, &t, &id, Some(HOLD_LAPSED), now).map_err(store_error)?;
+        keys.extend(stale);
+        out.push((t, booking, session));
+    }
+    Ok((out, keys))
+}
+
+/// A booking write's error where only a store error can happen (cancelling).
+fn store_error(e: BookingError) -> StoreError {
+    match e {
+        BookingError::Store(e) => e,
+        other => StoreError::Backend(other.to_string()),
+    }
 }
 
 pub(crate) fn outbox_events(c: &Connection, t: &Tenant, page: &PageRequest) -> StoreResult<Page<OutboxEvent>> {

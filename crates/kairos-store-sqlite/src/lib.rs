@@ -16,6 +16,7 @@ mod cache;
 mod calendars;
 mod db;
 mod directory;
+mod emails;
 mod idempotency;
 mod leases;
 mod providers;
@@ -65,6 +66,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0003_calendars.sql")),
         M::up(include_str!("../migrations/0004_providers.sql")),
         M::up(include_str!("../migrations/0005_leases.sql")),
+        M::up(include_str!("../migrations/0006_emails_payments.sql")),
     ])
 }
 
@@ -751,6 +753,74 @@ impl Store for SqliteStore {
     async fn calendar_writes(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<CalendarWrite>> {
         let (t, id) = (t.clone(), booking_id.to_string());
         self.read(move |c| writes::of_booking(c, &t, &id)).await
+    }
+
+    async fn claim_emails(
+        &self,
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+        limit: usize,
+    ) -> StoreResult<Vec<(Tenant, BookingEmail)>> {
+        self.write(move |c| emails::claim(c, now, lease, limit).map(|e| (e, Vec::new()))).await
+    }
+
+    async fn record_email(
+        &self,
+        t: &Tenant,
+        email: &BookingEmail,
+        outcome: &EmailOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let (t, email, outcome) = (t.clone(), email.clone(), outcome.clone());
+        self.write(move |c| emails::record(c, &t, &email, &outcome, now).map(|()| ((), Vec::new()))).await
+    }
+
+    async fn booking_emails(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<BookingEmail>> {
+        let (t, id) = (t.clone(), booking_id.to_string());
+        self.read(move |c| emails::of_booking(c, &t, &id)).await
+    }
+
+    async fn set_checkout(
+        &self,
+        t: &Tenant,
+        booking_id: &str,
+        session_id: &str,
+        url: &str,
+        now: Timestamp,
+    ) -> StoreResult<Booking> {
+        let (t, id, session, url) = (t.clone(), booking_id.to_string(), session_id.to_string(), url.to_string());
+        self.write(move |c| bookings::set_checkout(c, &t, &id, &session, &url, now)).await
+    }
+
+    async fn complete_payment(
+        &self,
+        booking_id: &str,
+        session_id: &str,
+        amount: i64,
+        currency: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(Tenant, PaymentApplied)>> {
+        let (id, session, currency) = (booking_id.to_string(), session_id.to_string(), currency.to_string());
+        self.write_events(move |c| bookings::complete_payment(c, &id, &session, amount, &currency, now)).await
+    }
+
+    async fn end_payment_hold(
+        &self,
+        booking_id: &str,
+        session_id: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(Tenant, Booking)>> {
+        let (id, session, reason) = (booking_id.to_string(), session_id.to_string(), reason.to_string());
+        self.write_events(move |c| bookings::end_payment_hold(c, &id, &session, &reason, now)).await
+    }
+
+    async fn expire_payment_holds(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<(Tenant, Booking, Option<String>)>> {
+        self.write_events(move |c| bookings::expire_payment_holds(c, now, limit)).await
     }
 
     async fn try_lease(&self, key: &str, holder: &str, until: Timestamp, now: Timestamp) -> StoreResult<bool> {

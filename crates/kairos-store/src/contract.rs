@@ -16,9 +16,11 @@ use kairos_core::{Booking, BookingStatus, Business, Interval, Unavailable, User,
 use crate::*;
 
 mod calendars;
+mod emails;
 mod providers;
 mod webhooks;
 pub use calendars::*;
+pub use emails::*;
 pub use providers::*;
 pub use webhooks::*;
 
@@ -77,6 +79,10 @@ macro_rules! store_contract_tests {
             push_channels_are_found_by_id_and_expiry_and_go_with_their_connection,
             booking_changes_queue_their_calendar_writes,
             leases_exclude_other_holders_until_they_lapse,
+            booking_changes_queue_one_email_per_recipient,
+            email_failures_retry_then_fail_and_skips_stick,
+            payments_confirm_holds_once,
+            unpaid_holds_end_and_late_payments_take_free_time_only,
         );
     };
     (@cases $make:expr; $($name:ident),* $(,)?) => {

@@ -311,6 +311,65 @@ pub trait Store: Send + Sync + 'static {
     /// A booking's writes, one per participant with a writable calendar.
     async fn calendar_writes(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<CalendarWrite>>;
 
+    // Booking emails (queued by the booking transactions, sent by the email worker).
+    /// Claims due emails under a lease of `lease`, across tenants, the longest waiting first.
+    async fn claim_emails(
+        &self,
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+        limit: usize,
+    ) -> StoreResult<Vec<(Tenant, BookingEmail)>>;
+    /// Records a claimed email of `email.version`: final only if no newer change of the
+    /// booking arrived meanwhile (else it stays pending for that one). Releases the lease.
+    async fn record_email(
+        &self,
+        t: &Tenant,
+        email: &BookingEmail,
+        outcome: &EmailOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// A booking's emails, one per recipient.
+    async fn booking_emails(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<BookingEmail>>;
+
+    // Payments (Stripe Checkout). Payment notices carry no tenant: bookings are found by id.
+    /// Stores the checkout session a payment hold is paid through.
+    async fn set_checkout(
+        &self,
+        t: &Tenant,
+        booking_id: &str,
+        session_id: &str,
+        url: &str,
+        now: Timestamp,
+    ) -> StoreResult<Booking>;
+    /// Applies a completed payment of `session_id` to the booking it was opened for: a held
+    /// (or lapsed but still free) booking is confirmed with its amount and `booking.confirmed`
+    /// is recorded. `None` when no booking has that id and session.
+    async fn complete_payment(
+        &self,
+        booking_id: &str,
+        session_id: &str,
+        amount: i64,
+        currency: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(Tenant, PaymentApplied)>>;
+    /// Ends an unpaid hold (its checkout expired or was abandoned): a `pending_payment`
+    /// booking is cancelled with `reason` and `booking.cancelled` recorded. `None` when no
+    /// booking has that id and session; the booking unchanged when it is not pending.
+    async fn end_payment_hold(
+        &self,
+        booking_id: &str,
+        session_id: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(Tenant, Booking)>>;
+    /// Cancels up to `limit` unpaid holds that lapsed before `now`, across tenants, each with
+    /// its `booking.cancelled`; returns them with their checkout session ids.
+    async fn expire_payment_holds(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<(Tenant, Booking, Option<String>)>>;
+
     // Leases: mutual exclusion across nodes for work that calls out to other services (a
     // calendar sync, a token refresh, a push renewal), where a transaction must not be held.
     /// Takes the lease `key` for `holder` until `until` when nobody else holds it unexpired

@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 use kairos_core::availability::Mode as SearchMode;
-use kairos_core::{BookingStatus, Interval};
+use kairos_core::{Booking, BookingStatus, Interval};
 use serde::{Deserialize, Serialize};
 
 /// Test or live data: separate worlds within one account.
@@ -488,4 +488,101 @@ pub enum WriteOutcome {
     Written { remote_id: Option<String>, etag: Option<String> },
     /// Failed; try again at `retry_at`, or give up (`None`).
     Failed { error: String, retry_at: Option<Timestamp> },
+}
+
+/// What a booking email says: the first invitation, a change of time, or a cancellation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailKind {
+    /// The booking is confirmed: an invitation (`METHOD:REQUEST`).
+    Confirmation,
+    /// The time changed after an invitation went out: a `REQUEST` with a higher `SEQUENCE`.
+    Updated,
+    /// The booking was cancelled: `METHOD:CANCEL`.
+    Cancelled,
+}
+
+impl EmailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmation => "confirmation",
+            Self::Updated => "updated",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "confirmation" => Some(Self::Confirmation),
+            "updated" => Some(Self::Updated),
+            "cancelled" => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// A booking's email to one recipient (the customer or a participant). One row per
+/// recipient: every booking change re-wants it with the booking's newest state, so an email
+/// that has not gone out yet is replaced, never sent stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingEmail {
+    pub booking_id: String,
+    /// Lowercase address.
+    pub recipient: String,
+    pub name: Option<String>,
+    /// The participant's user id; `None` for the customer.
+    pub user_id: Option<String>,
+    pub kind: EmailKind,
+    /// Bumped by every change of the booking; the invitation's `SEQUENCE`.
+    pub version: i64,
+    /// The version of the last email that went out, if any did.
+    pub sent_version: Option<i64>,
+    /// `pending`, `sent`, `skipped` (nothing to send, or no SMTP configured; `last_error`
+    /// says why) or `failed` (retries exhausted, or refused for good).
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    pub sent_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+/// How a claimed email went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailOutcome {
+    /// The SMTP server accepted it.
+    Sent,
+    /// Nothing was sent, on purpose (the reason is kept).
+    Skipped(String),
+    /// Failed; try again at `retry_at`, or give up (`None`).
+    Failed { error: String, retry_at: Option<Timestamp> },
+}
+
+/// What a completed payment did to its booking.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PaymentApplied {
+    /// The hold became a confirmed booking (`booking.confirmed` recorded).
+    Confirmed(Booking),
+    /// Already confirmed by an earlier delivery of the same payment: nothing changed.
+    AlreadyConfirmed(Booking),
+    /// The hold had lapsed and its time was taken meanwhile: the booking stays cancelled
+    /// and the payment is owed back.
+    TooLate(Booking),
+    /// The booking was cancelled before the payment completed; nothing changed.
+    Cancelled(Booking),
+}
+
+/// Who a booking's emails go to, in order: the customer, then each participant; one email
+/// per address (lowercased). Each as (address, name, the participant's user id).
+pub fn email_recipients(booking: &Booking) -> Vec<(String, Option<String>, Option<String>)> {
+    let mut out: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+    if let Some(email) = &booking.customer_email {
+        out.push((email.to_lowercase(), booking.customer_name.clone(), None));
+    }
+    for p in &booking.participants {
+        let email = p.email.to_lowercase();
+        if !out.iter().any(|(e, _, _)| *e == email) {
+            out.push((email, p.name.clone(), Some(p.id.clone())));
+        }
+    }
+    out
 }

@@ -39,9 +39,54 @@ pub struct Config {
     pub google: Option<GoogleConfig>,
     /// `KAIROS_MICROSOFT_*`: the Microsoft OAuth client and endpoints.
     pub microsoft: Option<MicrosoftConfig>,
+    /// Email: `KAIROS_SMTP_URL` (unset: emails are recorded as skipped), `KAIROS_EMAIL_FROM`,
+    /// `KAIROS_TEMPLATES_DIR` (files there replace the built-in templates of the same name).
+    pub email: EmailConfig,
+    /// `KAIROS_STRIPE_*`: paid bookings through Stripe Checkout; `None` without a secret key.
+    pub stripe: Option<StripeConfig>,
     /// The clock background work (delivery, retries, sweeps) runs on: the system clock.
     /// Tests that fix the API's clock run this one from the same instant.
     pub background_clock: Clock,
+}
+
+/// Where and how booking emails are sent.
+#[derive(Clone, Default)]
+pub struct EmailConfig {
+    /// `smtp://user:pass@host:587` (STARTTLS), `smtps://…:465`, or `smtp://host:port` without
+    /// credentials for a local relay (plain).
+    pub smtp_url: Option<String>,
+    /// The `From` address, e.g. `Kairos <bookings@example.com>`.
+    pub from: Option<String>,
+    pub templates_dir: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The SMTP URL may carry a password.
+        f.debug_struct("EmailConfig")
+            .field("smtp", &self.smtp_url.is_some())
+            .field("from", &self.from)
+            .field("templates_dir", &self.templates_dir)
+            .finish()
+    }
+}
+
+/// Stripe: the account's secret key, the webhook endpoint's signing secret, and the API
+/// base (`KAIROS_STRIPE_API_BASE`, for tests).
+#[derive(Clone)]
+pub struct StripeConfig {
+    pub secret_key: String,
+    pub webhook_secret: Option<String>,
+    pub api_base: url::Url,
+}
+
+impl std::fmt::Debug for StripeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeConfig")
+            .field("api_base", &self.api_base.as_str())
+            .field("webhook_secret", &self.webhook_secret.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Google: an OAuth client (Google Cloud console) and the endpoints (real ones by default;
@@ -192,6 +237,8 @@ impl Config {
             secret_key: None,
             google: None,
             microsoft: None,
+            email: EmailConfig::default(),
+            stripe: None,
             background_clock: Clock::system(),
         }
     }
@@ -299,12 +346,46 @@ impl Config {
             (None, None) => None,
             _ => anyhow::bail!("set both KAIROS_MICROSOFT_CLIENT_ID and KAIROS_MICROSOFT_CLIENT_SECRET, or neither"),
         };
+        let email = EmailConfig {
+            smtp_url: var("KAIROS_SMTP_URL"),
+            from: var("KAIROS_EMAIL_FROM"),
+            templates_dir: var("KAIROS_TEMPLATES_DIR").map(std::path::PathBuf::from),
+        };
+        if let Some(dir) = &email.templates_dir {
+            anyhow::ensure!(dir.is_dir(), "KAIROS_TEMPLATES_DIR must be a directory, not `{}`", dir.display());
+        }
+        let stripe = match var("KAIROS_STRIPE_SECRET_KEY") {
+            Some(secret_key) => {
+                anyhow::ensure!(
+                    secret_key.starts_with("sk_") || secret_key.starts_with("rk_"),
+                    "KAIROS_STRIPE_SECRET_KEY must be a Stripe secret key (sk_test_…, sk_live_… or rk_…)"
+                );
+                let webhook_secret = var("KAIROS_STRIPE_WEBHOOK_SECRET");
+                if let Some(w) = &webhook_secret {
+                    anyhow::ensure!(w.starts_with("whsec_"), "KAIROS_STRIPE_WEBHOOK_SECRET must start with whsec_");
+                }
+                let api_base = parse_url(
+                    "KAIROS_STRIPE_API_BASE",
+                    var("KAIROS_STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com".into()),
+                )?;
+                Some(StripeConfig { secret_key, webhook_secret, api_base })
+            }
+            None => {
+                anyhow::ensure!(
+                    var("KAIROS_STRIPE_WEBHOOK_SECRET").is_none(),
+                    "KAIROS_STRIPE_WEBHOOK_SECRET is set but KAIROS_STRIPE_SECRET_KEY is not; set both"
+                );
+                None
+            }
+        };
         let secret_key = var("KAIROS_SECRET_KEY");
         if let Some(key) = &secret_key {
             kairos_providers::sealed::Keyring::parse(key).context("KAIROS_SECRET_KEY is not usable")?;
         }
         Ok(Self {
             secret_key,
+            email,
+            stripe,
             google,
             microsoft,
             webhooks,

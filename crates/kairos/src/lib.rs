@@ -98,12 +98,31 @@ pub async fn serve(
     let writer =
         kairos_jobs::writeback::WriteBack::new(sync.providers.clone(), store.clone(), config.background_clock.clone());
     let writer = tokio::spawn(writer.run(stop_signal()));
+    let emails = tokio::spawn(email_worker(store.clone(), config)?.run(stop_signal()));
+    let payments = match &config.stripe {
+        Some(s) => {
+            let http = kairos_jobs::egress::client(std::time::Duration::from_secs(30), config.calendars.allow_private)
+                .context("could not build the Stripe HTTP client")?;
+            Some(kairos_api::routes::payments::Payments {
+                client: kairos_providers::stripe::StripeClient::new(s.secret_key.clone(), s.api_base.clone(), http),
+                webhook_secret: s.webhook_secret.clone(),
+            })
+        }
+        None => None,
+    };
+    let holds = tokio::spawn(kairos_jobs::holds::run(
+        store.clone(),
+        config.background_clock.clone(),
+        payments.as_ref().map(|p| p.client.clone()),
+        stop_signal(),
+    ));
     let public_url = url::Url::parse(&config.public_url)
         .with_context(|| format!("KAIROS_PUBLIC_URL must be a URL, not `{}`", config.public_url))?;
     let state = AppState::new(store, clock)
         .allowing_private_urls(config.webhooks.allow_private)
         .with_sync(sync)
-        .with_public_url(public_url);
+        .with_public_url(public_url)
+        .with_payments(payments);
     let prometheus = state.prometheus.clone();
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
@@ -117,8 +136,29 @@ pub async fn serve(
     upkeep.abort();
     forward.abort();
     let _ = stop.send(true);
-    let _ = tokio::join!(worker, sweeper, syncer, writer);
+    let _ = tokio::join!(worker, sweeper, syncer, writer, emails, holds);
     served.context("the HTTP server failed")
+}
+
+/// The email worker: SMTP from `KAIROS_SMTP_URL` (none: every email is recorded as skipped)
+/// and the templates, built in or from `KAIROS_TEMPLATES_DIR`.
+fn email_worker(store: Arc<dyn Store>, config: &Config) -> anyhow::Result<kairos_jobs::email::EmailWorker> {
+    let templates = kairos_jobs::mail::EmailTemplates::load(config.email.templates_dir.as_deref())
+        .context("the email templates (KAIROS_TEMPLATES_DIR) could not be loaded")?;
+    let mailer = match &config.email.smtp_url {
+        Some(url) => {
+            let from = config.email.from.clone().unwrap_or_else(|| {
+                tracing::warn!("KAIROS_EMAIL_FROM is not set; booking emails come from kairos@localhost");
+                "Kairos <kairos@localhost>".to_string()
+            });
+            Some(kairos_jobs::mail::Mailer::from_url(url, &from).context("KAIROS_SMTP_URL is not usable")?)
+        }
+        None => {
+            tracing::info!("no KAIROS_SMTP_URL: booking emails are recorded as skipped");
+            None
+        }
+    };
+    Ok(kairos_jobs::email::EmailWorker::new(store, config.background_clock.clone(), mailer, templates))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

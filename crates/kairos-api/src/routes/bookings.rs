@@ -145,6 +145,19 @@ pub async fn create(
             return Err(ApiError::invalid("mode", format!("`mode` must be `collective` or `any`, not `{other}`.")));
         }
     };
+    if state.payments.is_none()
+        && let Some(id) = &business_id
+        && let Some(business) = state.store.business(&t, id).await?
+        && business.price_amount.is_some()
+    {
+        // Checked before anything is written: a hold nobody can pay would only block the slot.
+        return Err(ApiError::conflict(
+            "payments_not_configured",
+            "This business has a price, but this server has no Stripe key to take payment \
+             (KAIROS_STRIPE_SECRET_KEY); configure Stripe, or remove the business's price.",
+        )
+        .with_param("business_id"));
+    }
     let new = NewBooking {
         who: Who { business_id, participants, ..Who::default() },
         mode,
@@ -162,6 +175,17 @@ pub async fn create(
         .await
         .map_err(|e| booking_error(e, ("business_id", "participants")))?;
     metrics::counter!("kairos_bookings_created_total").increment(1);
+    let booking = match (&state.payments, booking.status) {
+        (Some(payments), BookingStatus::PendingPayment) => {
+            let business = match &booking.business_id {
+                Some(id) => state.store.business(&t, id).await?,
+                None => None,
+            };
+            super::payments::open_checkout(&state, payments, &t, booking, business.as_ref().map(|b| b.name.as_str()))
+                .await?
+        }
+        _ => booking,
+    };
     Ok((StatusCode::CREATED, Json(booking)))
 }
 
@@ -172,6 +196,44 @@ pub struct BookingDetail {
     pub booking: Booking,
     /// One per participant with a connected, writable calendar (Google, Microsoft, CalDAV).
     pub calendar_events: Vec<CalendarEventState>,
+    /// One per recipient (the customer, then each participant): where their email stands.
+    pub emails: Vec<EmailState>,
+}
+
+/// Where a booking's email to one recipient stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailState {
+    pub recipient: String,
+    /// `confirmation`, `updated` (rescheduled) or `cancelled`: what the newest email says.
+    pub kind: String,
+    /// `pending` (being sent or waiting to retry), `sent`, `skipped` (nothing to send, or no
+    /// SMTP server configured; `last_error` says which) or `failed` (refused, or retries
+    /// exhausted).
+    pub status: String,
+    /// The invitation's `SEQUENCE`: 0 for the first, one more for each change.
+    pub sequence: i64,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub sent_at: Option<jiff::Timestamp>,
+    pub next_attempt_at: Option<jiff::Timestamp>,
+    pub updated_at: jiff::Timestamp,
+}
+
+impl From<kairos_store::BookingEmail> for EmailState {
+    fn from(e: kairos_store::BookingEmail) -> Self {
+        let pending = e.status == "pending";
+        Self {
+            recipient: e.recipient,
+            kind: e.kind.as_str().into(),
+            status: e.status,
+            sequence: e.version,
+            attempts: e.attempts,
+            last_error: e.last_error,
+            sent_at: e.sent_at,
+            next_attempt_at: pending.then_some(e.next_attempt_at),
+            updated_at: e.updated_at,
+        }
+    }
 }
 
 /// Where write-back of a booking to one participant's calendar stands.
@@ -215,7 +277,8 @@ pub async fn get(
 ) -> Result<Json<BookingDetail>, ApiError> {
     let booking = state.store.booking(&t, &id).await?.ok_or_else(|| ApiError::not_found("booking", &id))?;
     let calendar_events = state.store.calendar_writes(&t, &id).await?.into_iter().map(Into::into).collect();
-    Ok(Json(BookingDetail { booking, calendar_events }))
+    let emails = state.store.booking_emails(&t, &id).await?.into_iter().map(Into::into).collect();
+    Ok(Json(BookingDetail { booking, calendar_events, emails }))
 }
 
 #[utoipa::path(get, path = "/v1/bookings", tag = super::BOOKINGS, params(BookingsQuery), responses((status = 200, body = BookingList), (status = 422, body = ErrorBody)))]

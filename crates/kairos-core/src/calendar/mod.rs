@@ -5,6 +5,7 @@
 pub mod busy;
 pub mod event;
 pub mod ical;
+pub mod invite;
 pub mod rrule;
 pub mod timezone;
 mod windows_zones;
@@ -12,3 +13,4 @@ pub mod write;
 
 pub use busy::{BusyRules, busy_intervals, busy_of};
 pub use event::{Calendar, Event, EventTime, Instance, InstanceTime, Skipped, instances_of};
+pub use invite::{Invitation, InviteMethod, Person};

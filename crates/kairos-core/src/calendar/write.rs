@@ -1,6 +1,10 @@
 //! Writing iCalendar: a VCALENDAR of events with escaped text, folded lines and CRLF. Times
 //! with a zone are written as UTC (`…Z`), which every client reads the same way without a
 //! VTIMEZONE; a recurring event keeps its IANA `TZID` so that its rule recurs in that zone.
+//!
+//! What reaches a parameter (a `CN`) or a `mailto:` comes from people (names and addresses
+//! typed into a booking form), so it is cleaned here rather than trusted: a line break in a
+//! name would otherwise start a property of its own.
 
 use jiff::tz::TimeZone;
 
@@ -8,18 +12,37 @@ use super::event::{EventEnd, EventStatus, EventTime};
 use super::ical::{escape_text, fold};
 use super::{Event, rrule::RRule};
 
+/// What a written VEVENT may say that [`Event`] does not hold. `Event` models what feeds say
+/// that matters for busy time; an invitation also names its organizer and links back to the
+/// booking.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extras<'a> {
+    /// The organizer's display name (`ORGANIZER;CN=…`), when the event has an organizer.
+    pub organizer_name: Option<&'a str>,
+    /// `URL`: where the event can be seen or managed.
+    pub url: Option<&'a str>,
+}
+
 /// A whole calendar: `METHOD` (e.g. `REQUEST`, `CANCEL`) when it is an invitation.
 pub fn calendar(events: &[Event], method: Option<&str>, now: jiff::Timestamp) -> String {
+    let vevents: Vec<String> = events.iter().map(|e| event(e, now)).collect();
+    wrap(method, &vevents)
+}
+
+/// A VCALENDAR around VEVENTs already written (by [`event`] or [`event_with`]).
+pub fn wrap(method: Option<&str>, vevents: &[String]) -> String {
     let mut out = String::new();
     out.push_str(&fold("BEGIN:VCALENDAR"));
     out.push_str(&fold("VERSION:2.0"));
     out.push_str(&fold("PRODID:-//Kairos//Kairos//EN"));
     out.push_str(&fold("CALSCALE:GREGORIAN"));
     if let Some(method) = method {
-        out.push_str(&fold(&format!("METHOD:{method}")));
+        // A METHOD is an iana-token or x-name: letters, digits and '-'.
+        let method: String = method.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+        out.push_str(&fold(&format!("METHOD:{}", method.to_ascii_uppercase())));
     }
-    for e in events {
-        out.push_str(&event(e, now));
+    for e in vevents {
+        out.push_str(e);
     }
     out.push_str(&fold("END:VCALENDAR"));
     out
@@ -27,6 +50,11 @@ pub fn calendar(events: &[Event], method: Option<&str>, now: jiff::Timestamp) ->
 
 /// One VEVENT.
 pub fn event(e: &Event, now: jiff::Timestamp) -> String {
+    event_with(e, &Extras::default(), now)
+}
+
+/// One VEVENT, with what [`Extras`] adds to the event.
+pub fn event_with(e: &Event, extras: &Extras<'_>, now: jiff::Timestamp) -> String {
     let keep_zone = e.rrule.is_some();
     let mut lines = vec!["BEGIN:VEVENT".to_string(), format!("UID:{}", escape_text(&e.uid))];
     lines.push(format!("DTSTAMP:{}", utc(now)));
@@ -55,6 +83,10 @@ pub fn event(e: &Event, now: jiff::Timestamp) -> String {
             lines.push(format!("{name}:{}", escape_text(v)));
         }
     }
+    if let Some(url) = extras.url {
+        // A URI value is not TEXT: no escapes, but nothing that could end the line.
+        lines.push(format!("URL:{}", url.chars().filter(|c| !c.is_control()).collect::<String>()));
+    }
     lines.push(format!("SEQUENCE:{}", e.sequence));
     lines.push(
         match e.status {
@@ -66,14 +98,39 @@ pub fn event(e: &Event, now: jiff::Timestamp) -> String {
     );
     lines.push(if e.transparent { "TRANSP:TRANSPARENT" } else { "TRANSP:OPAQUE" }.to_string());
     if let Some(o) = &e.organizer {
-        lines.push(format!("ORGANIZER:mailto:{o}"));
+        lines.push(format!("ORGANIZER{}:mailto:{}", cn(extras.organizer_name), mailto(o)));
     }
     for a in &e.attendees {
-        let cn = a.name.as_ref().map(|n| format!(";CN=\"{}\"", n.replace('"', "'"))).unwrap_or_default();
-        lines.push(format!("ATTENDEE{cn};ROLE=REQ-PARTICIPANT;PARTSTAT={};RSVP=TRUE:mailto:{}", a.partstat, a.email));
+        lines.push(format!(
+            "ATTENDEE{};ROLE=REQ-PARTICIPANT;PARTSTAT={};RSVP=TRUE:mailto:{}",
+            cn(a.name.as_deref()),
+            param_value(&a.partstat),
+            mailto(&a.email)
+        ));
     }
     lines.push("END:VEVENT".to_string());
     lines.iter().map(|l| fold(l)).collect()
+}
+
+/// `;CN=…` for a name, or nothing.
+fn cn(name: Option<&str>) -> String {
+    match name.map(param_value).filter(|n| !n.is_empty()) {
+        Some(n) => format!(";CN={n}"),
+        None => String::new(),
+    }
+}
+
+/// A parameter value (RFC 5545 §3.1): control characters and DQUOTE cannot appear in one at
+/// all (there is no escape for them), so they are dropped; a value holding `:`, `;` or `,`
+/// is DQUOTEd, which is the only way it can hold them.
+fn param_value(value: &str) -> String {
+    let clean: String = value.chars().filter(|c| !c.is_control() && *c != '"').collect();
+    if clean.contains([':', ';', ',']) { format!("\"{clean}\"") } else { clean }
+}
+
+/// An address for a `mailto:` value: no control characters or white space.
+fn mailto(address: &str) -> String {
+    address.chars().filter(|c| !c.is_control() && !c.is_whitespace()).collect()
 }
 
 fn utc(t: jiff::Timestamp) -> String {
@@ -122,5 +179,27 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(strip(&again), strip(&first));
+    }
+
+    #[test]
+    fn parameter_values_are_quoted_only_when_they_must_be_and_never_hold_quotes() {
+        assert_eq!(super::param_value("Jane Doe"), "Jane Doe");
+        assert_eq!(super::param_value("Doe, Jane"), "\"Doe, Jane\"");
+        assert_eq!(super::param_value("a;b"), "\"a;b\"");
+        assert_eq!(super::param_value("Dr: X"), "\"Dr: X\"");
+        assert_eq!(super::param_value("Jane \"JD\" Doe"), "Jane JD Doe");
+        assert_eq!(super::param_value("Line\r\nX-EVIL:1"), "\"LineX-EVIL:1\"");
+    }
+
+    #[test]
+    fn an_organizer_name_and_url_are_written_when_given() {
+        let text = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:u\r\nDTSTART:20270101T090000Z\r\nORGANIZER:mailto:host@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let event = &Calendar::parse(text).unwrap().events[0];
+        let now = "2027-01-01T00:00:00Z".parse().unwrap();
+        assert!(super::event(event, now).contains("ORGANIZER:mailto:host@example.com\r\n"));
+        let extras = super::Extras { organizer_name: Some("Smith, Host"), url: Some("https://x.example/b?a=1\r\nX:1") };
+        let written = super::event_with(event, &extras, now);
+        assert!(written.contains("ORGANIZER;CN=\"Smith, Host\":mailto:host@example.com\r\n"), "{written}");
+        assert!(written.contains("URL:https://x.example/b?a=1X:1\r\n"), "{written}");
     }
 }

@@ -103,7 +103,8 @@ pub(crate) struct State {
     pub grants: Grants,
     pub sync_tokens: HashMap<String, SyncPoint>,
     pub pages: HashMap<String, PageCursor>,
-    pub failures: VecDeque<(u16, Option<u64>)>,
+    /// Status, Retry-After, and whether only event writes (not reads, syncs or watches) take it.
+    pub failures: VecDeque<(u16, Option<u64>, bool)>,
     pub request_counts: HashMap<String, usize>,
     pub channels: Vec<ChannelState>,
 }

@@ -275,8 +275,9 @@ async fn bookings_are_written_to_the_hosts_google_calendar() {
     .await;
     assert_eq!(google.events(&primary).len(), 1);
 
-    // A failing provider is visible on the booking while the write waits to retry.
-    google.fail_next(1, 503, None);
+    // A failing provider is visible on the booking while the write waits to retry (only the
+    // write fails: a background sync meanwhile must not take the failure instead).
+    google.fail_next_writes(1, 503, None);
     let moved = app
         .post(&format!("/v1/bookings/{id}/reschedule"), json!({"start_time": utc(day, 18), "end_time": utc(day, 19)}))
         .await;

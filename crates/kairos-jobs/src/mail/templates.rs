@@ -1,0 +1,407 @@
+//! The words of booking emails: minijinja templates shipped inside the binary, each of which a
+//! self-hoster may replace by putting a file of the same name in a folder of their own.
+//!
+//! Every kind of email has three templates: `<kind>.subject.txt`, `<kind>.txt` and
+//! `<kind>.html`; the HTML ones extend `layout.html`, so restyling every email is one file.
+//! HTML is escaped automatically (a customer's name is whatever they typed); text is not.
+//!
+//! All templates are compiled and rendered once with a full sample when loaded, so a broken
+//! override (a syntax error, a misspelt variable) stops the server at start-up, naming the
+//! file, instead of failing each email later. When sending, a value the booking lacks
+//! (no notes, no manage link) prints as nothing.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use jiff::{Timestamp, Zoned};
+use kairos_core::Zone;
+use kairos_core::describe::zone_label;
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Serde;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::Serialize;
+
+/// The templates shipped with Kairos, by file name.
+const DEFAULTS: [(&str, &str); 10] = [
+    ("layout.html", include_str!("../../templates/email/layout.html")),
+    ("confirmation.subject.txt", include_str!("../../templates/email/confirmation.subject.txt")),
+    ("confirmation.txt", include_str!("../../templates/email/confirmation.txt")),
+    ("confirmation.html", include_str!("../../templates/email/confirmation.html")),
+    ("updated.subject.txt", include_str!("../../templates/email/updated.subject.txt")),
+    ("updated.txt", include_str!("../../templates/email/updated.txt")),
+    ("updated.html", include_str!("../../templates/email/updated.html")),
+    ("cancelled.subject.txt", include_str!("../../templates/email/cancelled.subject.txt")),
+    ("cancelled.txt", include_str!("../../templates/email/cancelled.txt")),
+    ("cancelled.html", include_str!("../../templates/email/cancelled.html")),
+];
+
+/// Which email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EmailKind {
+    /// A new booking.
+    Confirmation,
+    /// A booking moved to another time.
+    Updated,
+    /// A booking that no longer takes place.
+    Cancelled,
+}
+
+impl EmailKind {
+    pub const ALL: [EmailKind; 3] = [Self::Confirmation, Self::Updated, Self::Cancelled];
+
+    /// The prefix of its template files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Confirmation => "confirmation",
+            Self::Updated => "updated",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What a template can say, as the variables of the same names. Times are already phrased
+/// for the recipient, in their zone: templates never do time-zone arithmetic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EmailContext {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient_name: Option<String>,
+    pub title: String,
+    /// Start to end in the recipient's zone ([`when`]).
+    pub when: String,
+    /// For a move: the time it had before ([`when`] of the old interval).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_when: Option<String>,
+    /// The recipient's IANA zone, e.g. `America/New_York`.
+    pub timezone: String,
+    pub host_names: Vec<String>,
+    pub participant_names: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancellation_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_name: Option<String>,
+    /// Where the recipient can reschedule or cancel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manage_url: Option<String>,
+    /// Where a new booking can be made (after a cancellation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub booking_url: Option<String>,
+}
+
+impl EmailContext {
+    /// A context for a booking of `title` from `start` to `end`, phrased in `zone` (the
+    /// recipient's); the other fields start empty.
+    pub fn new(title: impl Into<String>, start: Timestamp, end: Timestamp, zone: &Zone) -> Self {
+        Self { title: title.into(), when: when(start, end, zone), timezone: zone.name().to_string(), ..Self::default() }
+    }
+
+    /// Every field filled: what templates are checked against when loaded.
+    fn sample() -> Self {
+        let start = Timestamp::from_second(1_777_640_400).unwrap_or(Timestamp::UNIX_EPOCH);
+        let end = Timestamp::from_second(1_777_642_200).unwrap_or(Timestamp::UNIX_EPOCH);
+        Self {
+            recipient_name: Some("Ana Ruiz".into()),
+            previous_when: Some(when(start, end, &Zone::utc())),
+            host_names: vec!["Hana Host".into()],
+            participant_names: vec!["Ana Ruiz".into(), "Bo Lee".into()],
+            notes: Some("Notes".into()),
+            cancellation_reason: Some("Reason".into()),
+            business_name: Some("Example Studio".into()),
+            manage_url: Some("https://book.example.com/manage".into()),
+            booking_url: Some("https://book.example.com/".into()),
+            ..Self::new("Intro call", start, end, &Zone::utc())
+        }
+    }
+}
+
+/// A booking's time as people say it, in `zone`: "Friday, May 1, 2026, 9:00 – 9:30 AM EDT".
+/// The zone's abbreviation is the one in force at each end, so an event across a DST change
+/// reads "1:30 AM EDT – 1:30 AM EST"; one across midnight names both days.
+pub fn when(start: Timestamp, end: Timestamp, zone: &Zone) -> String {
+    let (s, e) = (start.to_zoned(zone.tz().clone()), end.to_zoned(zone.tz().clone()));
+    let (s_label, e_label) = (zone_label(start, zone), zone_label(end, zone));
+    let date = |z: &Zoned| z.strftime("%A, %B %-d, %Y").to_string();
+    let clock = |z: &Zoned| z.strftime("%-I:%M").to_string();
+    let half = |z: &Zoned| z.strftime("%p").to_string();
+    if s.date() != e.date() {
+        let first = if s_label == e_label { String::new() } else { format!(" {s_label}") };
+        format!("{}, {} {}{first} – {}, {} {} {e_label}", date(&s), clock(&s), half(&s), date(&e), clock(&e), half(&e))
+    } else if s_label != e_label {
+        format!("{}, {} {} {s_label} – {} {} {e_label}", date(&s), clock(&s), half(&s), clock(&e), half(&e))
+    } else if half(&s) == half(&e) {
+        format!("{}, {} – {} {} {e_label}", date(&s), clock(&s), clock(&e), half(&e))
+    } else {
+        format!("{}, {} {} – {} {} {e_label}", date(&s), clock(&s), half(&s), clock(&e), half(&e))
+    }
+}
+
+/// One email's rendered parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// One line.
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Why the templates cannot be loaded or an email cannot be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read the email templates in {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("email template {name} ({origin}): {message}")]
+    Template { name: String, origin: String, message: String },
+}
+
+/// The email templates: the shipped ones, each replaced by a file of the same name in the
+/// override folder if there is one.
+pub struct EmailTemplates {
+    env: Environment<'static>,
+    /// Where each template came from (for errors): "built in" or the file's path.
+    origins: Vec<(&'static str, String)>,
+}
+
+impl std::fmt::Debug for EmailTemplates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailTemplates").field("origins", &self.origins).finish()
+    }
+}
+
+impl EmailTemplates {
+    /// The shipped templates only.
+    pub fn builtin() -> Result<Self, TemplateError> {
+        Self::load(None)
+    }
+
+    /// The shipped templates, each replaced by `dir/<name>` when that file exists. Files in
+    /// `dir` that replace nothing are reported in the log (a misspelt name would otherwise be
+    /// ignored without a word).
+    pub fn load(dir: Option<&Path>) -> Result<Self, TemplateError> {
+        let mut env = Environment::new();
+        let syntax = SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build();
+        env.set_syntax(syntax.map_err(|e| template_error("(syntax)", "built in", &e))?);
+        env.set_auto_escape_callback(|name| if name.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None });
+        let mut origins = Vec::with_capacity(DEFAULTS.len());
+        for (name, default) in DEFAULTS {
+            let file = dir.map(|d| d.join(name)).filter(|p| p.is_file());
+            let (source, origin) = match file {
+                Some(path) => match std::fs::read_to_string(&path) {
+                    Ok(text) => (text, path.display().to_string()),
+                    Err(source) => return Err(TemplateError::Read { path, source }),
+                },
+                None => (default.to_string(), "built in".to_string()),
+            };
+            env.add_template_owned(name, source).map_err(|e| template_error(name, &origin, &e))?;
+            origins.push((name, origin));
+        }
+        if let Some(dir) = dir {
+            warn_about_strangers(dir)?;
+        }
+        let mut templates = Self { env, origins };
+        // A misspelt variable fails here rather than in front of a customer.
+        templates.env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        let sample = EmailContext::sample();
+        for kind in EmailKind::ALL {
+            templates.render(kind, &sample)?;
+        }
+        templates.env.set_undefined_behavior(UndefinedBehavior::Lenient);
+        Ok(templates)
+    }
+
+    /// The subject, text and HTML of one email.
+    pub fn render(&self, kind: EmailKind, context: &EmailContext) -> Result<Rendered, TemplateError> {
+        let render = |suffix: &str| {
+            let name = format!("{}.{suffix}", kind.name());
+            let origin = self.origins.iter().find(|(n, _)| *n == name).map_or("built in", |(_, o)| o.as_str());
+            self.env
+                .get_template(&name)
+                .and_then(|t| t.render(Serde(context)))
+                .map_err(|e| template_error(&name, origin, &e))
+        };
+        let subject = render("subject.txt")?.split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = format!("{}\n", render("txt")?.trim());
+        let html = render("html")?;
+        Ok(Rendered { subject, text, html })
+    }
+}
+
+fn template_error(name: &str, origin: &str, e: &minijinja::Error) -> TemplateError {
+    let mut message = e.to_string();
+    if let Some(line) = e.line() {
+        message.push_str(&format!(" (line {line})"));
+    }
+    TemplateError::Template { name: name.to_string(), origin: origin.to_string(), message }
+}
+
+fn warn_about_strangers(dir: &Path) -> Result<(), TemplateError> {
+    let known: BTreeSet<&str> = DEFAULTS.iter().map(|(name, _)| *name).collect();
+    let entries = std::fs::read_dir(dir).map_err(|source| TemplateError::Read { path: dir.to_path_buf(), source })?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !known.contains(name.as_str()) && !name.starts_with('.') {
+            tracing::warn!(file = %entry.path().display(), "not an email template name; it replaces nothing");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn zone(name: &str) -> Zone {
+        Zone::parse(name).unwrap()
+    }
+
+    fn context() -> EmailContext {
+        EmailContext {
+            recipient_name: Some("Ana Ruiz".into()),
+            host_names: vec!["Hana Host".into()],
+            participant_names: vec!["Ana Ruiz".into()],
+            business_name: Some("Example Studio".into()),
+            manage_url: Some("https://book.example.com/manage/bk_1?token=a&b=c".into()),
+            ..EmailContext::new(
+                "Intro call",
+                ts("2026-05-01T13:00:00Z"),
+                ts("2026-05-01T13:30:00Z"),
+                &zone("America/New_York"),
+            )
+        }
+    }
+
+    #[test]
+    fn when_reads_as_plain_english_in_the_recipients_zone() {
+        let ny = zone("America/New_York");
+        assert_eq!(
+            when(ts("2026-05-01T13:00:00Z"), ts("2026-05-01T13:30:00Z"), &ny),
+            "Friday, May 1, 2026, 9:00 – 9:30 AM EDT"
+        );
+        assert_eq!(
+            when(ts("2026-05-01T15:30:00Z"), ts("2026-05-01T16:30:00Z"), &ny),
+            "Friday, May 1, 2026, 11:30 AM – 12:30 PM EDT"
+        );
+        let berlin = zone("Europe/Berlin");
+        assert_eq!(
+            when(ts("2026-05-01T13:00:00Z"), ts("2026-05-01T13:30:00Z"), &berlin),
+            "Friday, May 1, 2026, 3:00 – 3:30 PM CEST"
+        );
+        let tokyo = zone("Asia/Tokyo");
+        assert_eq!(
+            when(ts("2026-05-01T14:30:00Z"), ts("2026-05-01T15:30:00Z"), &tokyo),
+            "Friday, May 1, 2026, 11:30 PM – Saturday, May 2, 2026, 12:30 AM JST"
+        );
+    }
+
+    #[test]
+    fn when_follows_dst_in_the_recipients_zone() {
+        let ny = zone("America/New_York");
+        // The same UTC time of day, either side of 2026-03-08's spring-forward.
+        assert_eq!(
+            when(ts("2026-03-07T14:00:00Z"), ts("2026-03-07T14:30:00Z"), &ny),
+            "Saturday, March 7, 2026, 9:00 – 9:30 AM EST"
+        );
+        assert_eq!(
+            when(ts("2026-03-08T14:00:00Z"), ts("2026-03-08T14:30:00Z"), &ny),
+            "Sunday, March 8, 2026, 10:00 – 10:30 AM EDT"
+        );
+        // An hour across 2026-11-01's fall-back: 1:30 AM happens twice.
+        assert_eq!(
+            when(ts("2026-11-01T05:30:00Z"), ts("2026-11-01T06:30:00Z"), &ny),
+            "Sunday, November 1, 2026, 1:30 AM EDT – 1:30 AM EST"
+        );
+        // Berlin has not changed yet on 2026-03-08 (it does on the 29th).
+        assert_eq!(
+            when(ts("2026-03-08T14:00:00Z"), ts("2026-03-08T14:30:00Z"), &zone("Europe/Berlin")),
+            "Sunday, March 8, 2026, 3:00 – 3:30 PM CET"
+        );
+    }
+
+    #[test]
+    fn every_kind_renders_with_the_shipped_templates() {
+        let templates = EmailTemplates::builtin().unwrap();
+        let c = context();
+        let confirmation = templates.render(EmailKind::Confirmation, &c).unwrap();
+        assert_eq!(confirmation.subject, "Confirmed: Intro call — Friday, May 1, 2026, 9:00 – 9:30 AM EDT");
+        assert!(confirmation.text.contains("Hello Ana Ruiz,"), "{}", confirmation.text);
+        assert!(confirmation.text.contains("When: Friday, May 1, 2026, 9:00 – 9:30 AM EDT"), "{}", confirmation.text);
+        assert!(
+            confirmation.text.contains("https://book.example.com/manage/bk_1?token=a&b=c"),
+            "{}",
+            confirmation.text
+        );
+        assert!(!confirmation.text.contains("none") && !confirmation.text.contains("Notes"), "{}", confirmation.text);
+        assert!(
+            confirmation
+                .html
+                .contains("href=\"https:&#x2f;&#x2f;book.example.com&#x2f;manage&#x2f;bk_1?token=a&amp;b=c\""),
+            "{}",
+            confirmation.html
+        );
+
+        let moved =
+            EmailContext { previous_when: Some("Thursday, April 30, 2026, 9:00 – 9:30 AM EDT".into()), ..c.clone() };
+        let updated = templates.render(EmailKind::Updated, &moved).unwrap();
+        assert!(updated.subject.starts_with("Rescheduled: Intro call"), "{}", updated.subject);
+        assert!(updated.text.contains("Thursday, April 30"), "{}", updated.text);
+        assert!(updated.html.contains("Thursday, April 30"), "{}", updated.html);
+
+        let gone = EmailContext { cancellation_reason: Some("Host is ill".into()), ..c };
+        let cancelled = templates.render(EmailKind::Cancelled, &gone).unwrap();
+        assert!(cancelled.subject.starts_with("Cancelled: Intro call"), "{}", cancelled.subject);
+        assert!(cancelled.text.contains("Host is ill") && cancelled.html.contains("Host is ill"));
+    }
+
+    #[test]
+    fn html_escapes_what_people_typed_and_text_keeps_it() {
+        let templates = EmailTemplates::builtin().unwrap();
+        let c = EmailContext {
+            recipient_name: Some("<script>alert(1)</script>".into()),
+            notes: Some("Tom & Jerry's \"notes\"".into()),
+            ..context()
+        };
+        let r = templates.render(EmailKind::Confirmation, &c).unwrap();
+        assert!(!r.html.contains("<script>"), "{}", r.html);
+        assert!(r.html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"), "{}", r.html);
+        assert!(r.html.contains("Tom &amp; Jerry&#x27;s &quot;notes&quot;"), "{}", r.html);
+        assert!(r.text.contains("Hello <script>alert(1)</script>,"), "{}", r.text);
+    }
+
+    #[test]
+    fn a_file_in_the_override_folder_replaces_its_default_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("confirmation.subject.txt"), "Booked: {{ title }}\n").unwrap();
+        std::fs::write(
+            dir.path().join("layout.html"),
+            "<html><body style=\"color:#000\">{% block content %}{% endblock %}</body></html>",
+        )
+        .unwrap();
+        let templates = EmailTemplates::load(Some(dir.path())).unwrap();
+        let r = templates.render(EmailKind::Confirmation, &context()).unwrap();
+        assert_eq!(r.subject, "Booked: Intro call");
+        assert!(r.html.starts_with("<html><body style=\"color:#000\">"), "{}", r.html);
+        // The rest are still the shipped ones.
+        assert!(r.text.contains("When: Friday, May 1, 2026"), "{}", r.text);
+        let cancelled = templates.render(EmailKind::Cancelled, &context()).unwrap();
+        assert!(cancelled.subject.starts_with("Cancelled: Intro call"));
+    }
+
+    #[test]
+    fn a_broken_override_fails_at_load_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("updated.txt"), "Hello {{ recipient_nam }}").unwrap();
+        let error = EmailTemplates::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(error.contains("updated.txt") && error.contains(&dir.path().display().to_string()), "{error}");
+
+        std::fs::write(dir.path().join("updated.txt"), "Hello {% if %}").unwrap();
+        let error = EmailTemplates::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(error.contains("updated.txt") && error.contains("line 1"), "{error}");
+
+        let missing = dir.path().join("nope");
+        assert!(matches!(EmailTemplates::load(Some(&missing)), Err(TemplateError::Read { .. })));
+    }
+}

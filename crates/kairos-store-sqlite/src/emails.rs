@@ -1,0 +1,224 @@
+//! Booking emails: one row per booking and recipient, re-wanted in each booking change's own
+//! transaction and claimed by the email worker under a lease (the same shape as the
+//! write-back queue in `writes.rs`).
+
+use jiff::{SignedDuration, Timestamp};
+use kairos_core::booking::BookingEvent;
+use kairos_core::{Booking, BookingStatus};
+use kairos_store::{BookingEmail, EmailKind, EmailOutcome, StoreError, StoreResult, Tenant};
+use rusqlite::{Connection, params};
+
+use crate::db::error;
+use crate::rows::{ms, ts};
+
+/// Re-wants the booking's email to each recipient after `event`. A confirmed booking (new,
+/// paid or moved) wants an invitation: the first one if none went out yet, else an update; a
+/// cancelled one wants a cancellation of whatever went out. Unpaid holds send nothing.
+pub(crate) fn enqueue(
+    c: &Connection,
+    t: &Tenant,
+    event: BookingEvent,
+    booking: &Booking,
+    now: Timestamp,
+) -> StoreResult<()> {
+    if event == BookingEvent::Cancelled {
+        c.prepare_cached(
+            "UPDATE booking_emails SET kind = 'cancelled', version = version + 1, status = 'pending', attempts = 0,
+                    next_attempt_at = ?1, last_error = NULL, updated_at = ?1
+              WHERE booking_id = ?2",
+        )
+        .and_then(|mut s| s.execute(params![ms(now), booking.id]))
+        .map_err(error)?;
+        return Ok(());
+    }
+    if booking.status != BookingStatus::Confirmed {
+        return Ok(());
+    }
+    let mut upsert = c
+        .prepare_cached(
+            "INSERT INTO booking_emails (booking_id, recipient, account_id, mode, name, user_id, position, kind, version,
+                                         status, next_attempt_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'confirmation', 0, 'pending', ?8, ?8)
+             ON CONFLICT (booking_id, recipient) DO UPDATE
+                SET kind = CASE WHEN sent_version IS NULL THEN 'confirmation' ELSE 'updated' END,
+                    version = version + 1, status = 'pending', attempts = 0, next_attempt_at = ?8,
+                    last_error = NULL, updated_at = ?8",
+        )
+        .map_err(error)?;
+    for (position, (recipient, name, user_id)) in kairos_store::email_recipients(booking).into_iter().enumerate() {
+        upsert
+            .execute(params![
+                booking.id,
+                recipient,
+                t.account_id,
+                t.mode.as_str(),
+                name,
+                user_id,
+                position as i64,
+                ms(now)
+            ])
+            .map_err(error)?;
+    }
+    Ok(())
+}
+
+const COLUMNS: &str = "booking_id, recipient, name, user_id, kind, version, sent_version, status, attempts, \
+                       next_attempt_at, last_error, sent_at, updated_at, account_id, mode";
+
+/// One row as its tenant and email.
+fn finish(row: &rusqlite::Row<'_>) -> rusqlite::Result<(BookingEmailRow, String, String)> {
+    Ok((
+        BookingEmailRow {
+            booking_id: row.get(0)?,
+            recipient: row.get(1)?,
+            name: row.get(2)?,
+            user_id: row.get(3)?,
+            kind: row.get(4)?,
+            version: row.get(5)?,
+            sent_version: row.get(6)?,
+            status: row.get(7)?,
+            attempts: row.get(8)?,
+            next_attempt_at: row.get(9)?,
+            last_error: row.get(10)?,
+            sent_at: row.get(11)?,
+            updated_at: row.get(12)?,
+        },
+        row.get(13)?,
+        row.get(14)?,
+    ))
+}
+
+struct BookingEmailRow {
+    booking_id: String,
+    recipient: String,
+    name: Option<String>,
+    user_id: Option<String>,
+    kind: String,
+    version: i64,
+    sent_version: Option<i64>,
+    status: String,
+    attempts: u32,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    sent_at: Option<i64>,
+    updated_at: i64,
+}
+
+impl BookingEmailRow {
+    fn into_email(self) -> StoreResult<BookingEmail> {
+        Ok(BookingEmail {
+            kind: EmailKind::parse(&self.kind)
+                .ok_or_else(|| StoreError::Backend(format!("unknown email kind {}", self.kind)))?,
+            booking_id: self.booking_id,
+            recipient: self.recipient,
+            name: self.name,
+            user_id: self.user_id,
+            version: self.version,
+            sent_version: self.sent_version,
+            status: self.status,
+            attempts: self.attempts,
+            next_attempt_at: ts(self.next_attempt_at)?,
+            last_error: self.last_error,
+            sent_at: self.sent_at.map(ts).transpose()?,
+            updated_at: ts(self.updated_at)?,
+        })
+    }
+}
+
+pub(crate) fn claim(
+    c: &Connection,
+    now: Timestamp,
+    lease: SignedDuration,
+    limit: usize,
+) -> StoreResult<Vec<(Tenant, BookingEmail)>> {
+    let until = now.saturating_add(lease).unwrap_or(now);
+    let rows = c
+        .prepare_cached(&format!(
+            "UPDATE booking_emails SET leased_until = ?1
+              WHERE rowid IN (SELECT rowid FROM booking_emails
+                               WHERE status = 'pending' AND next_attempt_at <= ?2
+                                 AND (leased_until IS NULL OR leased_until <= ?2)
+                               ORDER BY next_attempt_at LIMIT ?3)
+             RETURNING {COLUMNS}"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![ms(until), ms(now), limit as i64], finish)?.collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(error)?;
+    rows.into_iter()
+        .map(|(row, account_id, mode)| {
+            let mode =
+                kairos_store::Mode::parse(&mode).ok_or_else(|| StoreError::Backend(format!("unknown mode {mode}")))?;
+            Ok((Tenant { account_id, mode }, row.into_email()?))
+        })
+        .collect()
+}
+
+pub(crate) fn record(
+    c: &Connection,
+    t: &Tenant,
+    e: &BookingEmail,
+    outcome: &EmailOutcome,
+    now: Timestamp,
+) -> StoreResult<()> {
+    match outcome {
+        EmailOutcome::Sent => c
+            .prepare_cached(
+                "UPDATE booking_emails
+                    SET sent_version = ?1, sent_at = ?2, leased_until = NULL, attempts = 0, last_error = NULL,
+                        updated_at = ?2, status = CASE WHEN version = ?1 THEN 'sent' ELSE 'pending' END
+                  WHERE booking_id = ?3 AND recipient = ?4 AND account_id = ?5 AND mode = ?6",
+            )
+            .and_then(|mut s| {
+                s.execute(params![e.version, ms(now), e.booking_id, e.recipient, t.account_id, t.mode.as_str()])
+            }),
+        EmailOutcome::Skipped(why) => c
+            .prepare_cached(
+                "UPDATE booking_emails
+                    SET leased_until = NULL, updated_at = ?2,
+                        last_error = CASE WHEN version = ?1 THEN ?3 ELSE last_error END,
+                        status = CASE WHEN version = ?1 THEN 'skipped' ELSE 'pending' END
+                  WHERE booking_id = ?4 AND recipient = ?5 AND account_id = ?6 AND mode = ?7",
+            )
+            .and_then(|mut s| {
+                s.execute(params![e.version, ms(now), why, e.booking_id, e.recipient, t.account_id, t.mode.as_str()])
+            }),
+        // A newer change resets the attempts: only a failure of the current version counts.
+        EmailOutcome::Failed { error: why, retry_at } => c
+            .prepare_cached(
+                "UPDATE booking_emails
+                    SET leased_until = NULL, last_error = ?1, updated_at = ?2,
+                        attempts = CASE WHEN version = ?3 THEN attempts + 1 ELSE attempts END,
+                        status = CASE WHEN version = ?3 AND ?4 IS NULL THEN 'failed' ELSE 'pending' END,
+                        next_attempt_at = CASE WHEN version = ?3 THEN coalesce(?4, next_attempt_at) ELSE next_attempt_at END
+                  WHERE booking_id = ?5 AND recipient = ?6 AND account_id = ?7 AND mode = ?8",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    why,
+                    ms(now),
+                    e.version,
+                    retry_at.map(ms),
+                    e.booking_id,
+                    e.recipient,
+                    t.account_id,
+                    t.mode.as_str()
+                ])
+            }),
+    }
+    .map_err(error)?;
+    Ok(())
+}
+
+pub(crate) fn of_booking(c: &Connection, t: &Tenant, booking_id: &str) -> StoreResult<Vec<BookingEmail>> {
+    let rows = c
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM booking_emails WHERE booking_id = ?1 AND account_id = ?2 AND mode = ?3
+              ORDER BY position"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![booking_id, t.account_id, t.mode.as_str()], finish)?.collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(error)?;
+    rows.into_iter().map(|(row, _, _)| row.into_email()).collect()
+}

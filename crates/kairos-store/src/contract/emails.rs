@@ -1,0 +1,211 @@
+//! The contract's email and payment cases: booking changes queue one email per recipient with
+//! the newest state, claims are exclusive, outcomes of stale versions do not stick; payments
+//! confirm holds once, and unpaid holds end.
+
+use super::*;
+
+fn paid_business(hosts: &[&User]) -> Business {
+    let mut biz = business(hosts);
+    biz.price_amount = Some(5000);
+    biz.price_currency = Some("usd".into());
+    biz
+}
+
+async fn claim_all(store: &S, at: Timestamp) -> Vec<(Tenant, BookingEmail)> {
+    store.claim_emails(at, SignedDuration::from_mins(2), 100).await.unwrap()
+}
+
+pub async fn booking_changes_queue_one_email_per_recipient(store: S) {
+    let a = tenant(&store, "acme", Mode::Test).await;
+    let alice = user("alice@example.com");
+    store.insert_user(&a, &alice).await.unwrap();
+    let biz = business(&[&alice]);
+    store.insert_business(&a, &biz).await.unwrap();
+    let mut new = for_business(&biz, iv("2030-01-02T10:00:00Z", "2030-01-02T10:30:00Z"));
+    new.customer_email = Some("Jane@Example.com".into());
+    let booking = store.create_booking(&a, &new, now()).await.unwrap();
+
+    let queued = store.booking_emails(&a, &booking.id).await.unwrap();
+    let who: Vec<(&str, Option<&str>)> = queued.iter().map(|e| (e.recipient.as_str(), e.user_id.as_deref())).collect();
+    assert_eq!(who, [("jane@example.com", None), ("alice@example.com", Some(alice.id.as_str()))], "customer first");
+    assert!(queued.iter().all(|e| e.kind == EmailKind::Confirmation && e.version == 0 && e.status == "pending"));
+    let globex = tenant(&store, "globex", Mode::Test).await;
+    assert!(store.booking_emails(&globex, &booking.id).await.unwrap().is_empty(), "tenants see their own");
+
+    // Claimed once until the lease lapses.
+    let claimed = claim_all(&store, now()).await;
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(claimed[0].0, a);
+    assert!(claim_all(&store, now() + SignedDuration::from_mins(1)).await.is_empty(), "leased");
+    for (t, e) in &claimed {
+        store.record_email(t, e, &EmailOutcome::Sent, now()).await.unwrap();
+    }
+    let sent = store.booking_emails(&a, &booking.id).await.unwrap();
+    assert!(sent.iter().all(|e| e.status == "sent" && e.sent_version == Some(0) && e.sent_at == Some(now())));
+    assert!(claim_all(&store, now() + SignedDuration::from_hours(1)).await.is_empty(), "nothing left");
+
+    // A reschedule wants an update with a higher sequence; a cancel, a cancellation.
+    let later = iv("2030-01-02T11:00:00Z", "2030-01-02T11:30:00Z");
+    store.reschedule_booking(&a, &booking.id, later, now()).await.unwrap();
+    let moved = store.booking_emails(&a, &booking.id).await.unwrap();
+    assert!(moved.iter().all(|e| e.kind == EmailKind::Updated && e.version == 1 && e.status == "pending"));
+    let (t, update) = claim_all(&store, now()).await.remove(0);
+    // The booking is cancelled while the update is being sent: the update's outcome does not
+    // end the row, the cancellation still goes.
+    store.cancel_booking(&a, &booking.id, Some("ill"), now()).await.unwrap();
+    store.record_email(&t, &update, &EmailOutcome::Sent, now()).await.unwrap();
+    let after = store.booking_emails(&a, &booking.id).await.unwrap();
+    let row = after.iter().find(|e| e.recipient == update.recipient).unwrap();
+    assert_eq!(
+        (row.kind, row.version, row.sent_version, row.status.as_str()),
+        (EmailKind::Cancelled, 2, Some(1), "pending")
+    );
+    assert_eq!(claim_all(&store, now() + SignedDuration::from_mins(5)).await.len(), 2, "both cancellations are due");
+}
+
+pub async fn email_failures_retry_then_fail_and_skips_stick(store: S) {
+    let a = tenant(&store, "acme", Mode::Test).await;
+    let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
+    store.insert_user(&a, &alice).await.unwrap();
+    store.insert_user(&a, &bob).await.unwrap();
+    let booking = store
+        .create_booking(
+            &a,
+            &for_people(&["alice@example.com", "bob@example.com"], iv("2030-01-02T10:00:00Z", "2030-01-02T11:00:00Z")),
+            now(),
+        )
+        .await
+        .unwrap();
+    let mut claimed = claim_all(&store, now()).await;
+    assert_eq!(claimed.len(), 2, "one per participant; no customer");
+    claimed.sort_by(|x, y| x.1.recipient.cmp(&y.1.recipient));
+    let (t, skipped) = claimed.remove(1);
+    store
+        .record_email(&t, &skipped, &EmailOutcome::Skipped("no SMTP server is configured".into()), now())
+        .await
+        .unwrap();
+    let (t, failing) = claimed.remove(0);
+    let retry = now() + SignedDuration::from_mins(1);
+    let failure = EmailOutcome::Failed { error: "451 try later".into(), retry_at: Some(retry) };
+    store.record_email(&t, &failing, &failure, now()).await.unwrap();
+    assert!(claim_all(&store, now()).await.is_empty(), "not before its retry time");
+    let again = claim_all(&store, retry).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].1.attempts, again[0].1.last_error.as_deref()), (1, Some("451 try later")));
+    let gave_up = EmailOutcome::Failed { error: "550 no such mailbox".into(), retry_at: None };
+    store.record_email(&t, &again[0].1, &gave_up, retry).await.unwrap();
+    let rows = store.booking_emails(&a, &booking.id).await.unwrap();
+    let status =
+        |email: &str| rows.iter().find(|e| e.recipient == email).map(|e| (e.status.clone(), e.last_error.clone()));
+    assert_eq!(status("alice@example.com"), Some(("failed".into(), Some("550 no such mailbox".into()))));
+    assert_eq!(status("bob@example.com"), Some(("skipped".into(), Some("no SMTP server is configured".into()))));
+}
+
+pub async fn payments_confirm_holds_once(store: S) {
+    let a = tenant(&store, "acme", Mode::Test).await;
+    let alice = user("alice@example.com");
+    store.insert_user(&a, &alice).await.unwrap();
+    let biz = paid_business(&[&alice]);
+    store.insert_business(&a, &biz).await.unwrap();
+    let held = store
+        .create_booking(&a, &for_business(&biz, iv("2030-01-02T10:00:00Z", "2030-01-02T10:30:00Z")), now())
+        .await
+        .unwrap();
+    assert!(store.booking_emails(&a, &held.id).await.unwrap().is_empty(), "an unpaid hold sends nothing");
+    let with_url = store.set_checkout(&a, &held.id, "cs_test_1", "https://pay.example/cs_test_1", now()).await.unwrap();
+    assert_eq!(with_url.checkout_url.as_deref(), Some("https://pay.example/cs_test_1"));
+    let globex = tenant(&store, "globex", Mode::Test).await;
+    assert!(matches!(
+        store.set_checkout(&globex, &held.id, "cs_x", "https://x", now()).await,
+        Err(StoreError::NotFound)
+    ));
+
+    assert!(
+        store.complete_payment(&held.id, "cs_test_other", 5000, "usd", now()).await.unwrap().is_none(),
+        "wrong session"
+    );
+    let paid_at = now() + SignedDuration::from_mins(5);
+    let (t, applied) = store.complete_payment(&held.id, "cs_test_1", 5000, "usd", paid_at).await.unwrap().unwrap();
+    assert_eq!(t, a);
+    let PaymentApplied::Confirmed(booking) = applied else { panic!("confirmed, got {applied:?}") };
+    assert_eq!((booking.status, booking.hold_expires_at), (BookingStatus::Confirmed, None));
+    assert_eq!((booking.payment_amount, booking.payment_currency.as_deref()), (Some(5000), Some("usd")));
+    assert_eq!(store.booking(&a, &held.id).await.unwrap().unwrap(), booking, "stored as returned");
+    let again = store.complete_payment(&held.id, "cs_test_1", 5000, "usd", paid_at).await.unwrap().unwrap().1;
+    assert!(matches!(again, PaymentApplied::AlreadyConfirmed(_)), "a duplicate notice changes nothing");
+    let confirmed: Vec<String> = all_events(&store, &a)
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "booking.confirmed")
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(confirmed.len(), 1, "booking.confirmed once");
+    assert_eq!(store.booking_emails(&a, &held.id).await.unwrap().len(), 2, "the invitations are queued on payment");
+    // Confirmed, the time is held for good: past the old hold's expiry it is still taken.
+    refused(
+        store
+            .create_booking(
+                &a,
+                &for_business(&biz, iv("2030-01-02T10:00:00Z", "2030-01-02T10:30:00Z")),
+                now() + SignedDuration::from_hours(1),
+            )
+            .await,
+    );
+}
+
+pub async fn unpaid_holds_end_and_late_payments_take_free_time_only(store: S) {
+    let a = tenant(&store, "acme", Mode::Test).await;
+    let alice = user("alice@example.com");
+    store.insert_user(&a, &alice).await.unwrap();
+    let biz = paid_business(&[&alice]);
+    store.insert_business(&a, &biz).await.unwrap();
+    let slot = |h: u32| iv(&format!("2030-01-02T{h:02}:00:00Z"), &format!("2030-01-02T{h:02}:30:00Z"));
+    let expired = store.create_booking(&a, &for_business(&biz, slot(10)), now()).await.unwrap();
+    store.set_checkout(&a, &expired.id, "cs_1", "https://pay/1", now()).await.unwrap();
+    let lapsed = store.create_booking(&a, &for_business(&biz, slot(11)), now()).await.unwrap();
+    store.set_checkout(&a, &lapsed.id, "cs_2", "https://pay/2", now()).await.unwrap();
+    let taken = store.create_booking(&a, &for_business(&biz, slot(12)), now()).await.unwrap();
+    store.set_checkout(&a, &taken.id, "cs_3", "https://pay/3", now()).await.unwrap();
+
+    // Stripe says the checkout expired: the hold ends at once.
+    let (_, ended) = store.end_payment_hold(&expired.id, "cs_1", "checkout_expired", now()).await.unwrap().unwrap();
+    assert_eq!(
+        (ended.status, ended.cancellation_reason.as_deref()),
+        (BookingStatus::Cancelled, Some("checkout_expired"))
+    );
+    assert!(store.end_payment_hold(&expired.id, "cs_wrong", "checkout_expired", now()).await.unwrap().is_none());
+
+    // The sweep ends the others once they lapse, and only then.
+    assert!(store.expire_payment_holds(now() + SignedDuration::from_mins(29), 10).await.unwrap().is_empty());
+    let swept_at = now() + SignedDuration::from_mins(31);
+    let swept = store.expire_payment_holds(swept_at, 10).await.unwrap();
+    let mut sessions: Vec<Option<String>> = swept.iter().map(|(_, _, s)| s.clone()).collect();
+    sessions.sort();
+    assert_eq!(sessions, [Some("cs_2".to_string()), Some("cs_3".to_string())]);
+    assert!(swept.iter().all(|(t, b, _)| *t == a && b.status == BookingStatus::Cancelled));
+    assert!(store.expire_payment_holds(swept_at, 10).await.unwrap().is_empty(), "each once");
+
+    // Someone books 12:00 meanwhile; then both late payments arrive.
+    let free = business_free_of_price(&biz);
+    store.insert_business(&a, &free).await.unwrap();
+    store.create_booking(&a, &for_business(&free, slot(12)), swept_at).await.unwrap();
+    let (_, late) = store.complete_payment(&lapsed.id, "cs_2", 5000, "usd", swept_at).await.unwrap().unwrap();
+    assert!(
+        matches!(late, PaymentApplied::Confirmed(ref b) if b.status == BookingStatus::Confirmed),
+        "11:00 was free: {late:?}"
+    );
+    let (_, too_late) = store.complete_payment(&taken.id, "cs_3", 5000, "usd", swept_at).await.unwrap().unwrap();
+    assert!(matches!(too_late, PaymentApplied::TooLate(ref b) if b.status == BookingStatus::Cancelled), "{too_late:?}");
+    // A booking the customer cancelled stays cancelled whatever arrives.
+    let (_, cancelled) = store.complete_payment(&expired.id, "cs_1", 5000, "usd", swept_at).await.unwrap().unwrap();
+    assert!(matches!(cancelled, PaymentApplied::Cancelled(_)));
+}
+
+/// The same hosts without a price, for a booking that confirms at once.
+fn business_free_of_price(paid: &Business) -> Business {
+    let mut free = paid.clone();
+    free.id = ids::new_id("biz");
+    free.price_amount = None;
+    free.price_currency = None;
+    free
+}
