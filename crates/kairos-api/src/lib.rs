@@ -30,7 +30,9 @@ use utoipa_axum::routes;
 
 use error::ApiError;
 pub use kairos_store::Clock;
-use routes::{availability, bookings, businesses, calendars, connect, events, health, payments, push, users, webhooks};
+use routes::{
+    availability, bookings, businesses, calendars, connect, events, health, links, payments, push, users, webhooks,
+};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -147,6 +149,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(bookings::get))
         .routes(routes!(bookings::reschedule))
         .routes(routes!(bookings::cancel))
+        .routes(routes!(links::create, links::list))
+        .routes(routes!(links::get, links::update, links::delete))
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
         .routes(routes!(webhooks::rotate_secret))

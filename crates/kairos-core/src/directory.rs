@@ -64,3 +64,26 @@ impl Business {
         }
     }
 }
+
+/// A booking link: a public page at `/l/{slug}` where anyone can book `duration_minutes` with a
+/// business's hosts or with named people. The page shows only the title, the hosts' display
+/// names and free slots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Link {
+    #[cfg_attr(feature = "openapi", schema(example = "link_01jd3k5v7w8x9y0z1a2b3c4d5e"))]
+    pub id: String,
+    /// Lowercase letters, digits and hyphens; unique across the server.
+    #[cfg_attr(feature = "openapi", schema(example = "intro-call"))]
+    pub slug: String,
+    pub title: String,
+    /// Book this business (its hosts and rules)…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_id: Option<String>,
+    /// …or these people (user ids), all of whom must be free.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<String>,
+    pub duration_minutes: u32,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}

@@ -18,7 +18,7 @@ pub mod zone;
 
 pub use availability::{Member, Mode, Rules, Slot, SlotSearch, Unavailable};
 pub use booking::{Booking, BookingEvent, BookingStatus, Participant};
-pub use directory::{Business, User};
+pub use directory::{Business, Link, User};
 pub use interval::{Interval, IntervalError, Timeline};
 pub use schedule::{DateOverrides, LocalTime, Schedule, TimeRange, WorkingHours};
 pub use zone::Zone;

@@ -21,6 +21,7 @@ mod directory;
 mod emails;
 mod idempotency;
 mod leases;
+mod links;
 mod providers;
 mod queue;
 mod rows;
@@ -35,7 +36,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use kairos_core::plan::Party;
 use kairos_core::webhook::{Delivery, Webhook};
-use kairos_core::{Booking, Business, Interval, User};
+use kairos_core::{Booking, Business, Interval, Link, User};
 use kairos_store::*;
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -472,6 +473,30 @@ impl Store for PgStore {
 
     async fn calendar_writes(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<CalendarWrite>> {
         writes::of_booking(&self.pool, t, booking_id).await
+    }
+
+    async fn insert_link(&self, t: &Tenant, link: &Link) -> StoreResult<()> {
+        links::insert(&self.pool, t, link).await
+    }
+
+    async fn link(&self, t: &Tenant, id: &str) -> StoreResult<Option<Link>> {
+        links::get(&self.pool, t, id).await
+    }
+
+    async fn links(&self, t: &Tenant, page: &PageRequest) -> StoreResult<Page<Link>> {
+        links::list(&self.pool, t, page).await
+    }
+
+    async fn update_link(&self, t: &Tenant, id: &str, edit: Edit<Link>) -> StoreResult<Link> {
+        links::update(&self.pool, t, id, edit).await
+    }
+
+    async fn delete_link(&self, t: &Tenant, id: &str) -> StoreResult<bool> {
+        links::delete(&self.pool, t, id).await
+    }
+
+    async fn link_by_slug(&self, slug: &str) -> StoreResult<Option<(Tenant, Link)>> {
+        links::by_slug(&self.pool, slug).await
     }
 
     async fn claim_emails(

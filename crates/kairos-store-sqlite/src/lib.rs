@@ -19,6 +19,7 @@ mod directory;
 mod emails;
 mod idempotency;
 mod leases;
+mod links;
 mod providers;
 mod queue;
 mod rows;
@@ -32,7 +33,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use kairos_core::plan::Party;
 use kairos_core::webhook::{Delivery, Webhook};
-use kairos_core::{Booking, Business, Interval, User};
+use kairos_core::{Booking, Business, Interval, Link, User};
 use kairos_store::*;
 use rusqlite_migration::{M, Migrations};
 
@@ -67,6 +68,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0004_providers.sql")),
         M::up(include_str!("../migrations/0005_leases.sql")),
         M::up(include_str!("../migrations/0006_emails_payments.sql")),
+        M::up(include_str!("../migrations/0007_links.sql")),
     ])
 }
 
@@ -753,6 +755,43 @@ impl Store for SqliteStore {
     async fn calendar_writes(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<CalendarWrite>> {
         let (t, id) = (t.clone(), booking_id.to_string());
         self.read(move |c| writes::of_booking(c, &t, &id)).await
+    }
+
+    async fn insert_link(&self, t: &Tenant, link: &Link) -> StoreResult<()> {
+        let (t, link) = (t.clone(), link.clone());
+        self.write(move |c| links::insert(c, &t, &link).map(|()| ((), Vec::new()))).await
+    }
+
+    async fn link(&self, t: &Tenant, id: &str) -> StoreResult<Option<Link>> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.read(move |c| links::get(c, &t, &id)).await
+    }
+
+    async fn links(&self, t: &Tenant, page: &PageRequest) -> StoreResult<Page<Link>> {
+        let (t, page) = (t.clone(), page.clone());
+        self.read(move |c| links::list(c, &t, &page)).await
+    }
+
+    async fn update_link(&self, t: &Tenant, id: &str, edit: Edit<Link>) -> StoreResult<Link> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.write(move |c| {
+            let mut link = links::get(c, &t, &id)?.ok_or(StoreError::NotFound)?;
+            edit(&mut link)?;
+            link.id = id;
+            links::update(c, &t, &link)?;
+            Ok((link, Vec::new()))
+        })
+        .await
+    }
+
+    async fn delete_link(&self, t: &Tenant, id: &str) -> StoreResult<bool> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.write(move |c| links::delete(c, &t, &id).map(|d| (d, Vec::new()))).await
+    }
+
+    async fn link_by_slug(&self, slug: &str) -> StoreResult<Option<(Tenant, Link)>> {
+        let slug = slug.to_string();
+        self.read(move |c| links::by_slug(c, &slug)).await
     }
 
     async fn claim_emails(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use kairos_core::availability::Mode as SearchMode;
 use kairos_core::schedule::{DateOverrides, Schedule, WorkingHours};
-use kairos_core::{Booking, BookingStatus, Business, Interval, Unavailable, User, Zone};
+use kairos_core::{Booking, BookingStatus, Business, Interval, Link, Unavailable, User, Zone};
 
 use crate::*;
 
@@ -83,6 +83,7 @@ macro_rules! store_contract_tests {
             email_failures_retry_then_fail_and_skips_stick,
             payments_confirm_holds_once,
             unpaid_holds_end_and_late_payments_take_free_time_only,
+            links_have_server_wide_slugs_and_go_with_their_business,
         );
     };
     (@cases $make:expr; $($name:ident),* $(,)?) => {

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use kairos_core::plan::Party;
 use kairos_core::webhook::{Delivery, Webhook};
-use kairos_core::{Booking, Business, Interval, User};
+use kairos_core::{Booking, Business, Interval, Link, User};
 
 /// A failure of the store itself, or a request it refused.
 #[derive(Debug, thiserror::Error)]
@@ -310,6 +310,17 @@ pub trait Store: Send + Sync + 'static {
     async fn written_event_ids(&self, t: &Tenant, calendar_id: &str) -> StoreResult<std::collections::HashSet<String>>;
     /// A booking's writes, one per participant with a writable calendar.
     async fn calendar_writes(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<CalendarWrite>>;
+
+    // Booking links (public pages).
+    /// Stores a new link; `Conflict("slug")` when the slug is taken (by any tenant).
+    async fn insert_link(&self, t: &Tenant, link: &Link) -> StoreResult<()>;
+    async fn link(&self, t: &Tenant, id: &str) -> StoreResult<Option<Link>>;
+    async fn links(&self, t: &Tenant, page: &PageRequest) -> StoreResult<Page<Link>>;
+    /// Applies `edit` to the current link; `Conflict("slug")` when a new slug is taken.
+    async fn update_link(&self, t: &Tenant, id: &str, edit: Edit<Link>) -> StoreResult<Link>;
+    async fn delete_link(&self, t: &Tenant, id: &str) -> StoreResult<bool>;
+    /// The link a public page names, with its tenant (public pages carry no key).
+    async fn link_by_slug(&self, slug: &str) -> StoreResult<Option<(Tenant, Link)>>;
 
     // Booking emails (queued by the booking transactions, sent by the email worker).
     /// Claims due emails under a lease of `lease`, across tenants, the longest waiting first.

@@ -9,6 +9,7 @@ pub mod calendars;
 pub mod connect;
 pub mod events;
 pub mod health;
+pub mod links;
 pub mod payments;
 pub mod push;
 pub mod users;

@@ -209,3 +209,73 @@ fn business_free_of_price(paid: &Business) -> Business {
     free.price_currency = None;
     free
 }
+
+fn link(slug: &str, business: Option<&Business>) -> Link {
+    Link {
+        id: ids::new_id("link"),
+        slug: slug.into(),
+        title: "Intro call".into(),
+        business_id: business.map(|b| b.id.clone()),
+        participants: Vec::new(),
+        duration_minutes: 30,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+pub async fn links_have_server_wide_slugs_and_go_with_their_business(store: S) {
+    let a = tenant(&store, "acme", Mode::Test).await;
+    let globex = tenant(&store, "globex", Mode::Test).await;
+    let alice = user("alice@example.com");
+    store.insert_user(&a, &alice).await.unwrap();
+    let biz = business(&[&alice]);
+    store.insert_business(&a, &biz).await.unwrap();
+    let intro = link("intro", Some(&biz));
+    store.insert_link(&a, &intro).await.unwrap();
+    let mut people = link("team-sync", None);
+    people.participants = vec![alice.id.clone()];
+    store.insert_link(&a, &people).await.unwrap();
+    assert!(matches!(store.insert_link(&globex, &link("intro", None)).await, Err(StoreError::Conflict("slug"))));
+
+    assert_eq!(store.link(&a, &intro.id).await.unwrap(), Some(intro.clone()));
+    assert_eq!(store.link(&globex, &intro.id).await.unwrap(), None, "tenants see their own");
+    assert_eq!(store.link_by_slug("team-sync").await.unwrap(), Some((a.clone(), people.clone())));
+    assert_eq!(store.link_by_slug("nobody").await.unwrap(), None);
+    let first = store.links(&a, &PageRequest { limit: 1, cursor: None }).await.unwrap();
+    assert_eq!(first.data, vec![people.clone()], "newest first");
+    let rest = store.links(&a, &PageRequest { limit: 1, cursor: first.next_cursor }).await.unwrap();
+    assert_eq!((rest.data, rest.next_cursor), (vec![intro.clone()], None));
+
+    let renamed = store
+        .update_link(
+            &a,
+            &intro.id,
+            Box::new(|l| {
+                l.slug = "hello".into();
+                l.duration_minutes = 45;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!((renamed.slug.as_str(), renamed.duration_minutes), ("hello", 45));
+    assert_eq!(store.link_by_slug("intro").await.unwrap(), None, "the old slug is free");
+    let taken = store
+        .update_link(
+            &a,
+            &intro.id,
+            Box::new(|l| {
+                l.slug = "team-sync".into();
+                Ok(())
+            }),
+        )
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict("slug"))));
+    assert!(matches!(store.update_link(&globex, &intro.id, Box::new(|_| Ok(()))).await, Err(StoreError::NotFound)));
+
+    assert!(!store.delete_link(&globex, &people.id).await.unwrap());
+    assert!(store.delete_link(&a, &people.id).await.unwrap());
+    assert_eq!(store.link_by_slug("team-sync").await.unwrap(), None);
+    store.delete_business(&a, &biz.id).await.unwrap();
+    assert_eq!(store.link(&a, &intro.id).await.unwrap(), None, "a link goes with its business");
+}

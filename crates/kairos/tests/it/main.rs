@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod emails;
 mod google;
+mod links;
 mod microsoft;
 mod multinode;
 mod payments;
