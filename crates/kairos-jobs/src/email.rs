@@ -81,6 +81,13 @@ impl EmailWorker {
 
     /// Claims the due emails and sends them, concurrently; returns how many were claimed.
     pub async fn tick(&self) -> StoreResult<usize> {
+        if self.mailer.is_none() {
+            // Nothing can be attempted: one statement records every due email as skipped,
+            // instead of a claim and a record per email.
+            let skipped = self.store.skip_due_emails(self.clock.now(), NO_SMTP).await?;
+            metrics::counter!("kairos_emails_total", "outcome" => "skipped").increment(skipped as u64);
+            return Ok(0);
+        }
         let claimed = self.store.claim_emails(self.clock.now(), LEASE, BATCH).await?;
         let n = claimed.len();
         let mut sends = tokio::task::JoinSet::new();

@@ -207,3 +207,17 @@ pub(crate) async fn of_booking(db: &PgPool, t: &Tenant, booking_id: &str) -> Sto
     .map_err(error)?;
     rows.into_iter().map(|r| r.into_record().map(|(_, e)| e)).collect()
 }
+
+pub(crate) async fn skip_due(db: &PgPool, now: Timestamp, reason: &str) -> StoreResult<usize> {
+    let n = sqlx::query(
+        "UPDATE booking_emails SET status = 'skipped', last_error = $1, updated_at = $2
+          WHERE status = 'pending' AND next_attempt_at <= $2 AND (leased_until IS NULL OR leased_until <= $2)",
+    )
+    .bind(reason)
+    .bind(ms(now))
+    .execute(db)
+    .await
+    .map_err(error)?
+    .rows_affected();
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}

@@ -518,6 +518,10 @@ impl Store for PgStore {
         emails::record(&self.pool, t, email, outcome, now).await
     }
 
+    async fn skip_due_emails(&self, now: Timestamp, reason: &str) -> StoreResult<usize> {
+        emails::skip_due(&self.pool, now, reason).await
+    }
+
     async fn booking_emails(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<BookingEmail>> {
         emails::of_booking(&self.pool, t, booking_id).await
     }

@@ -222,3 +222,12 @@ pub(crate) fn of_booking(c: &Connection, t: &Tenant, booking_id: &str) -> StoreR
         .map_err(error)?;
     rows.into_iter().map(|(row, _, _)| row.into_email()).collect()
 }
+
+pub(crate) fn skip_due(c: &Connection, now: Timestamp, reason: &str) -> StoreResult<usize> {
+    c.prepare_cached(
+        "UPDATE booking_emails SET status = 'skipped', last_error = ?1, updated_at = ?2
+          WHERE status = 'pending' AND next_attempt_at <= ?2 AND (leased_until IS NULL OR leased_until <= ?2)",
+    )
+    .and_then(|mut s| s.execute(params![reason, ms(now)]))
+    .map_err(error)
+}

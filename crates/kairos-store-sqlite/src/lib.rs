@@ -814,6 +814,11 @@ impl Store for SqliteStore {
         self.write(move |c| emails::record(c, &t, &email, &outcome, now).map(|()| ((), Vec::new()))).await
     }
 
+    async fn skip_due_emails(&self, now: Timestamp, reason: &str) -> StoreResult<usize> {
+        let reason = reason.to_string();
+        self.write(move |c| emails::skip_due(c, now, &reason).map(|n| (n, Vec::new()))).await
+    }
+
     async fn booking_emails(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<BookingEmail>> {
         let (t, id) = (t.clone(), booking_id.to_string());
         self.read(move |c| emails::of_booking(c, &t, &id)).await

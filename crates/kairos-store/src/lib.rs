@@ -339,6 +339,9 @@ pub trait Store: Send + Sync + 'static {
         outcome: &EmailOutcome,
         now: Timestamp,
     ) -> StoreResult<()>;
+    /// Records every due email as skipped for `reason`, across tenants, in one statement
+    /// (with no SMTP server configured there is nothing to attempt); returns how many.
+    async fn skip_due_emails(&self, now: Timestamp, reason: &str) -> StoreResult<usize>;
     /// A booking's emails, one per recipient.
     async fn booking_emails(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<BookingEmail>>;
 

@@ -99,6 +99,16 @@ pub async fn email_failures_retry_then_fail_and_skips_stick(store: S) {
         |email: &str| rows.iter().find(|e| e.recipient == email).map(|e| (e.status.clone(), e.last_error.clone()));
     assert_eq!(status("alice@example.com"), Some(("failed".into(), Some("550 no such mailbox".into()))));
     assert_eq!(status("bob@example.com"), Some(("skipped".into(), Some("no SMTP server is configured".into()))));
+
+    // Without SMTP, every due email is skipped at once; leased ones and later ones wait.
+    let moved = iv("2030-01-02T12:00:00Z", "2030-01-02T13:00:00Z");
+    store.reschedule_booking(&a, &booking.id, moved, retry).await.unwrap();
+    let leased = store.claim_emails(retry, SignedDuration::from_mins(2), 1).await.unwrap().remove(0);
+    assert_eq!(store.skip_due_emails(retry - SignedDuration::from_secs(1), "no SMTP").await.unwrap(), 0, "not due yet");
+    assert_eq!(store.skip_due_emails(retry, "no SMTP").await.unwrap(), 1, "the one not leased");
+    let rows = store.booking_emails(&a, &booking.id).await.unwrap();
+    let other = rows.iter().find(|e| e.recipient != leased.1.recipient).unwrap();
+    assert_eq!((other.status.as_str(), other.last_error.as_deref()), ("skipped", Some("no SMTP")));
 }
 
 pub async fn payments_confirm_holds_once(store: S) {
