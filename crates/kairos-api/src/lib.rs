@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod observability;
+pub mod public;
 pub mod routes;
 pub mod wire;
 
@@ -183,6 +184,18 @@ fn public_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(payments::cancelled))
 }
 
+/// The public booking pages (HTML, no key; see `routes::pages`), each client rate-limited.
+/// Not in the OpenAPI document: they are pages for people, not API.
+fn page_routes() -> Router<AppState> {
+    use axum::routing::get;
+    let limits = Arc::new(public::Limits::default());
+    Router::new()
+        .route("/l/{slug}", get(routes::pages::week_page))
+        .route("/l/{slug}/book", get(routes::pages::form).post(routes::pages::book))
+        .route("/l/{slug}/booked/{id}", get(routes::pages::booked))
+        .layer(from_fn_with_state(limits, public::rate_limit))
+}
+
 /// The OpenAPI document of this server, as served at `/v1/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = api_routes().split_for_parts();
@@ -217,6 +230,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(v1)
         .merge(public)
+        .merge(page_routes())
         .route("/v1/openapi.json", axum::routing::get(serve_openapi))
         .route_layer(from_fn(observability::track))
         .fallback(not_found)

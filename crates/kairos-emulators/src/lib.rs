@@ -6,6 +6,7 @@
 //!
 //! They keep their state in memory and listen on 127.0.0.1 on a port of their own.
 
+pub mod browser;
 pub mod google;
 pub mod microsoft;
 pub mod radicale;

@@ -132,7 +132,9 @@ pub async fn serve(
         }
     });
     let app = kairos_api::router(state);
-    let served = axum::serve(listener, app).with_graceful_shutdown(stop_signal()).await;
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(stop_signal())
+        .await;
     upkeep.abort();
     forward.abort();
     let _ = stop.send(true);

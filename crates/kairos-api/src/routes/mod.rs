@@ -10,6 +10,7 @@ pub mod connect;
 pub mod events;
 pub mod health;
 pub mod links;
+pub mod pages;
 pub mod payments;
 pub mod push;
 pub mod users;

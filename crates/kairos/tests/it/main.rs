@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed expectation should fail the test loudly
 
 mod bookings;
+mod browser;
 mod caldav;
 mod calendars;
 mod cli;
@@ -12,6 +13,7 @@ mod google;
 mod links;
 mod microsoft;
 mod multinode;
+mod pages;
 mod payments;
 mod readme;
 mod receiver;
