@@ -157,15 +157,23 @@ impl EmailWorker {
             EmailKind::Updated => mail::EmailKind::Updated,
             EmailKind::Cancelled => mail::EmailKind::Cancelled,
         };
+        // The customer may be anyone who filled in a public booking page: their copy names the
+        // hosts by display name only (never an address), and does not echo their own notes (a
+        // form that mails what it is given, to any address, would be a spam relay).
+        let customer = email.user_id.is_none();
+        let shown = |address: &str, name: &Option<String>| match (name, customer) {
+            (Some(name), _) => Some(name.clone()),
+            (None, true) => None,
+            (None, false) => Some(address.to_string()),
+        };
         let mut context = EmailContext::new(&booking.title, booking.start_time, booking.end_time, &zone);
         context.recipient_name = email.name.clone();
-        context.host_names =
-            booking.participants.iter().map(|p| p.name.clone().unwrap_or_else(|| p.email.clone())).collect();
+        context.host_names = booking.participants.iter().filter_map(|p| shown(&p.email, &p.name)).collect();
         context.participant_names = kairos_store::email_recipients(&booking)
-            .into_iter()
-            .map(|(address, name, _)| name.unwrap_or(address))
+            .iter()
+            .filter_map(|(address, name, _)| shown(address, name))
             .collect();
-        context.notes = booking.notes.clone();
+        context.notes = if customer { None } else { booking.notes.clone() };
         context.cancellation_reason = booking.cancellation_reason.clone();
         context.business_name = business.as_ref().map(|b| b.name.clone());
         let rendered = match self.templates.render(kind, &context) {
@@ -180,14 +188,23 @@ impl EmailWorker {
             sequence: u32::try_from(email.version).unwrap_or(u32::MAX),
             method: if email.kind == EmailKind::Cancelled { InviteMethod::Cancel } else { InviteMethod::Request },
             summary: booking.title.clone(),
-            description: booking.notes.clone().or_else(|| booking.description.clone()),
+            description: if customer {
+                booking.description.clone()
+            } else {
+                booking.notes.clone().or_else(|| booking.description.clone())
+            },
             start: booking.start_time,
             end: booking.end_time,
             organizer: Person {
                 email: mailer.from().email.to_string(),
                 name: business.as_ref().map(|b| b.name.clone()).or_else(|| mailer.from().name.clone()),
             },
-            attendees: attendees(&booking),
+            // The customer's invitation lists only them: the hosts' addresses stay private.
+            attendees: if customer {
+                vec![Person { email: email.recipient.clone(), name: email.name.clone() }]
+            } else {
+                attendees(&booking)
+            },
             url: None,
         };
         let method = invitation.method;

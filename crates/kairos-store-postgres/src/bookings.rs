@@ -640,10 +640,17 @@ pub(crate) async fn complete_payment(
         BookingStatus::Cancelled if booking.cancellation_reason.as_deref() == Some(HOLD_LAPSED) => true,
         BookingStatus::Cancelled => return Ok(Some((t, PaymentApplied::Cancelled(booking)))),
     };
+    let paid_in_full = booking.payment_amount == Some(amount)
+        && booking.payment_currency.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(currency));
+    if !paid_in_full {
+        return Ok(Some((t, PaymentApplied::Mismatch(booking))));
+    }
     let people: Vec<String> = booking.participants.iter().map(|p| p.id.clone()).collect();
     if lapsed {
         // The hold ran out before the payment arrived: the time is the customer's only if
-        // nobody took it meanwhile, by the same rules (and locks) as any booking.
+        // nobody took it meanwhile, by the same rules (and locks) as any booking — those of
+        // notice and "not in the past" as of when the hold was made, which it met. (A live
+        // hold needs no re-check: the exclusion constraint still counts it.)
         let span = Interval::new(booking.start_time, booking.end_time).map_err(|e| corrupt("interval", e))?;
         let who = Who {
             business_id: booking.business_id.clone(),
@@ -652,7 +659,7 @@ pub(crate) async fn complete_payment(
             named_only: true,
         };
         let free = match locked_party(&mut tx, &t, &who, span, now).await {
-            Ok(party) => party.check(span, now, SearchMode::Collective).is_ok(),
+            Ok(party) => party.check(span, booking.created_at, SearchMode::Collective).is_ok(),
             Err(BookingError::Store(e)) => return Err(e),
             Err(_) => false,
         };
@@ -719,26 +726,32 @@ pub(crate) async fn expire_payment_holds(
     now: Timestamp,
     limit: usize,
 ) -> StoreResult<Vec<(Tenant, Booking, Option<String>)>> {
-    let mut tx = db.begin().await.map_err(error)?;
-    // SKIP LOCKED: two nodes sweeping at once take different holds.
-    let due: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT id, account_id, mode, checkout_session_id FROM bookings
-          WHERE status = 'pending_payment' AND hold_expires_at <= $1
-          ORDER BY hold_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-    )
-    .bind(ms(now))
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(error)?;
-    let mut out = Vec::with_capacity(due.len());
-    for (id, account_id, mode, session) in due {
+    // One hold per transaction, under the advisory locks of its people and business, the
+    // ones every booking write takes first: a write clearing lapsed holds of the same people
+    // (`clear_lapsed_holds`) then runs before or after this, never interleaved with it.
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let mut tx = db.begin().await.map_err(error)?;
+        // SKIP LOCKED: two nodes sweeping at once take different holds.
+        let due: Option<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, account_id, mode, checkout_session_id FROM bookings
+              WHERE status = 'pending_payment' AND hold_expires_at <= $1
+              ORDER BY hold_expires_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(ms(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(error)?;
+        let Some((id, account_id, mode, session)) = due else { break };
         let t = crate::calendars::tenant_of(account_id, &mode)?;
         let booking = get_on(&mut tx, &t, &id, false).await?.ok_or(StoreError::NotFound)?;
+        let mut keys: Vec<String> = booking.participants.iter().map(|p| p.id.clone()).collect();
+        keys.extend(booking.business_id.clone());
+        lock(&mut tx, &keys).await?;
         let booking = cancel_on(&mut tx, &t, booking, Some(HOLD_LAPSED), now).await?;
+        tx.commit().await.map_err(error)?;
         out.push((t, booking, session));
     }
-    tx.commit().await.map_err(error)?;
     Ok(out)
 }
 

@@ -568,34 +568,36 @@ pub(crate) fn complete_payment(
 ) -> StoreResult<Written<Option<(Tenant, PaymentApplied)>>> {
     let Some(t) = payment_tenant(c, id, session_id)? else { return Ok((None, Vec::new())) };
     let mut booking = get(c, &t, id)?.ok_or(StoreError::NotFound)?;
-    let lapsed = match booking.status {
+    match booking.status {
         BookingStatus::Confirmed => return Ok((Some((t, PaymentApplied::AlreadyConfirmed(booking))), Vec::new())),
-        BookingStatus::PendingPayment => !booking.holds_time(now),
-        BookingStatus::Cancelled if booking.cancellation_reason.as_deref() == Some(HOLD_LAPSED) => true,
+        BookingStatus::PendingPayment => {}
+        BookingStatus::Cancelled if booking.cancellation_reason.as_deref() == Some(HOLD_LAPSED) => {}
         BookingStatus::Cancelled => return Ok((Some((t, PaymentApplied::Cancelled(booking))), Vec::new())),
+    }
+    if !paid_in_full(&booking, amount, currency) {
+        return Ok((Some((t, PaymentApplied::Mismatch(booking))), Vec::new()));
+    }
+    // The time must still be free: a hold that lapsed may have been taken, and even a live
+    // one is re-checked (SQLite has no exclusion constraint behind the rules). The rules of
+    // notice and "not in the past" are those of when the hold was made, which it met.
+    let span = Interval::new(booking.start_time, booking.end_time).map_err(|e| corrupt("interval", e))?;
+    let who = Who {
+        business_id: booking.business_id.clone(),
+        participants: booking.participants.iter().map(|p| UserRef::Id(p.id.clone())).collect(),
+        ignore_booking: Some(booking.id.clone()),
+        named_only: true,
     };
-    if lapsed {
-        // The hold ran out before the payment arrived: the time is the customer's only if
-        // nobody took it meanwhile, by the same rules as any booking.
-        let span = Interval::new(booking.start_time, booking.end_time).map_err(|e| corrupt("interval", e))?;
-        let who = Who {
-            business_id: booking.business_id.clone(),
-            participants: booking.participants.iter().map(|p| UserRef::Id(p.id.clone())).collect(),
-            ignore_booking: Some(booking.id.clone()),
-            named_only: true,
-        };
-        let free = match load_party(c, &t, &who, span, now) {
-            Ok(party) => party.check(span, now, SearchMode::Collective).is_ok(),
-            Err(BookingError::Store(e)) => return Err(e),
-            Err(_) => false,
-        };
-        if !free {
-            if booking.status == BookingStatus::PendingPayment {
-                let (cancelled, keys) = cancel(c, &t, id, Some("payment_too_late"), now).map_err(store_error)?;
-                return Ok((Some((t, PaymentApplied::TooLate(cancelled))), keys));
-            }
-            return Ok((Some((t, PaymentApplied::TooLate(booking))), Vec::new()));
+    let free = match load_party(c, &t, &who, span, now) {
+        Ok(party) => party.check(span, booking.created_at, SearchMode::Collective).is_ok(),
+        Err(BookingError::Store(e)) => return Err(e),
+        Err(_) => false,
+    };
+    if !free {
+        if booking.status == BookingStatus::PendingPayment {
+            let (cancelled, keys) = cancel(c, &t, id, Some("payment_too_late"), now).map_err(store_error)?;
+            return Ok((Some((t, PaymentApplied::TooLate(cancelled))), keys));
         }
+        return Ok((Some((t, PaymentApplied::TooLate(booking))), Vec::new()));
     }
     c.prepare_cached(
         "UPDATE bookings SET status = 'confirmed', hold_expires_at = NULL, payment_amount = ?1, payment_currency = ?2,
@@ -653,6 +655,12 @@ pub(crate) fn expire_payment_holds(c: &Connection, now: Timestamp, limit: usize)
         out.push((t, booking, session));
     }
     Ok((out, keys))
+}
+
+/// Whether `amount` of `currency` is the booking's price.
+pub(crate) fn paid_in_full(booking: &Booking, amount: i64, currency: &str) -> bool {
+    booking.payment_amount == Some(amount)
+        && booking.payment_currency.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(currency))
 }
 
 /// A booking write's error where only a store error can happen (cancelling).

@@ -569,6 +569,9 @@ pub enum PaymentApplied {
     TooLate(Booking),
     /// The booking was cancelled before the payment completed; nothing changed.
     Cancelled(Booking),
+    /// The amount or currency paid is not the booking's price; nothing changed (the hold
+    /// lapses unless a right payment arrives).
+    Mismatch(Booking),
 }
 
 /// Who a booking's emails go to, in order: the customer, then each participant; one email

@@ -20,6 +20,10 @@ use crate::wire::{self, Pagination, Time};
 
 const MAX_LENGTH: SignedDuration = kairos_core::booking::MAX_LENGTH;
 
+/// Cancellation reasons Kairos records itself (payments); callers may not use them.
+const RESERVED_REASONS: [&str; 5] =
+    ["payment_not_completed", "payment_too_late", "checkout_expired", "checkout_failed", "payment_failed"];
+
 /// Either `{business_id, customer_email, customer_name, start_time, end_time, notes?,
 /// metadata?}` or `{participants, start, end, title, description?}`; the two may be combined.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -334,6 +338,16 @@ pub async fn cancel(
     ApiJson(body): ApiJson<CancelBooking>,
 ) -> Result<Json<Booking>, ApiError> {
     let reason = wire::text("reason", body.reason, 1000)?;
+    if let Some(r) = &reason
+        && RESERVED_REASONS.contains(&r.as_str())
+    {
+        // These mark cancellations Kairos made itself; `payment_not_completed` in particular
+        // lets a late payment revive its booking.
+        return Err(ApiError::invalid(
+            "reason",
+            format!("`{r}` is reserved for cancellations Kairos makes; word it differently."),
+        ));
+    }
     state.store.cancel_booking(&t, &id, reason.as_deref(), state.clock.now()).await.map(Json).map_err(on_booking(&id))
 }
 

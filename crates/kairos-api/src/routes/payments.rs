@@ -67,7 +67,16 @@ pub(crate) async fn open_checkout(
             let Some(url) = session.url else {
                 return Err(release(state, t, &booking, "Stripe returned a Checkout Session without a URL.").await);
             };
-            Ok(state.store.set_checkout(t, &booking.id, &session.id, &url, now).await?)
+            match state.store.set_checkout(t, &booking.id, &session.id, &url, now).await {
+                Ok(booking) => Ok(booking),
+                Err(e) => {
+                    tracing::error!(error = %e, booking = %booking.id, "storing a Checkout Session failed");
+                    if let Err(e) = payments.client.expire_checkout_session(&session.id).await {
+                        tracing::warn!(error = %e, session = %session.id, "expiring an unused Checkout Session");
+                    }
+                    Err(release(state, t, &booking, "The checkout could not be saved.").await)
+                }
+            }
         }
         Err(e) => {
             tracing::error!(error = %e, booking = %booking.id, "creating a Stripe Checkout Session failed");
@@ -157,6 +166,10 @@ async fn handle(state: &AppState, event: &StripeEvent) -> Result<(), kairos_stor
                 tracing::info!(booking = %b.id, "payment received; booking confirmed")
             }
             Some((_, PaymentApplied::AlreadyConfirmed(_))) => {}
+            Some((_, PaymentApplied::Mismatch(b))) => tracing::error!(
+                booking = %b.id, session = %session.id, amount, currency,
+                "a payment that is not the booking's price; the booking stays unpaid; refund it in Stripe"
+            ),
             Some((_, PaymentApplied::TooLate(b) | PaymentApplied::Cancelled(b))) => tracing::error!(
                 booking = %b.id, session = %session.id,
                 "a payment arrived for a booking that no longer holds its time; refund it in Stripe"

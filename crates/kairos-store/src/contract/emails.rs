@@ -134,6 +134,10 @@ pub async fn payments_confirm_holds_once(store: S) {
         store.complete_payment(&held.id, "cs_test_other", 5000, "usd", now()).await.unwrap().is_none(),
         "wrong session"
     );
+    let short = store.complete_payment(&held.id, "cs_test_1", 4000, "usd", now()).await.unwrap().unwrap().1;
+    assert!(matches!(short, PaymentApplied::Mismatch(ref b) if b.status == BookingStatus::PendingPayment), "{short:?}");
+    let other = store.complete_payment(&held.id, "cs_test_1", 5000, "eur", now()).await.unwrap().unwrap().1;
+    assert!(matches!(other, PaymentApplied::Mismatch(_)), "another currency");
     let paid_at = now() + SignedDuration::from_mins(5);
     let (t, applied) = store.complete_payment(&held.id, "cs_test_1", 5000, "usd", paid_at).await.unwrap().unwrap();
     assert_eq!(t, a);

@@ -117,13 +117,21 @@ async fn confirmations_updates_and_cancellations_reach_an_smtp_server_with_invit
         assert_eq!((r.prop("DTSTART"), r.prop("DTEND")), ("20300102T140000Z", "20300102T143000Z"));
         assert_eq!(r.prop("STATUS"), "CONFIRMED");
         assert_eq!(r.prop("ORGANIZER"), "mailto:bookings@kairos.test");
-        let attendees: Vec<&str> = r.ics.iter().filter(|(n, _)| n == "ATTENDEE").map(|(_, v)| v.as_str()).collect();
-        assert_eq!(attendees, ["mailto:jane@example.com", "mailto:alice@example.com"]);
     }
+    let attendees = |r: &Received| -> Vec<String> {
+        r.ics.iter().filter(|(n, _)| n == "ATTENDEE").map(|(_, v)| v.clone()).collect()
+    };
+    assert_eq!(attendees(&first[0]), ["mailto:jane@example.com", "mailto:alice@example.com"], "the host sees everyone");
+    // The customer (who may be anyone filling in a public page) sees no host address, and no
+    // echo of what they typed: a booking form must not be a way to mail anything anywhere.
+    assert_eq!(attendees(&first[1]), ["mailto:jane@example.com"]);
+    assert!(!first[1].raw_ics.contains("alice@example.com") && !first[1].text.contains("alice@example.com"));
+    assert!(first[1].text.contains("Alice Host"), "hosts by name: {}", first[1].text);
     // Each in their own zone: Alice in New York (9:00 EST), Jane in the business's (15:00 CET).
     assert!(first[0].subject.contains("9:00") && first[0].subject.contains("EST"), "{}", first[0].subject);
     assert!(first[1].text.contains("3:00") && first[1].text.contains("CET"), "{}", first[1].text);
-    assert!(first[1].text.contains("Bring the contract"), "{}", first[1].text);
+    assert!(first[0].text.contains("Bring the contract"), "{}", first[0].text);
+    assert!(!first[1].text.contains("Bring the contract"), "{}", first[1].text);
 
     eventually("both confirmations recorded as sent", || async {
         let b = app.get(&format!("/v1/bookings/{id}")).await.body;

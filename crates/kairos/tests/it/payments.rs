@@ -135,6 +135,10 @@ async fn an_expired_checkout_or_a_lapsed_hold_releases_the_slot() {
         (Some("cancelled"), Some("checkout_expired"))
     );
     assert_eq!(events_of(&app, "booking.cancelled").await.len(), 1);
+    // The reasons Kairos records for its own cancellations are not the caller's to use.
+    let reserved =
+        app.post(&format!("/v1/bookings/{first_id}/cancel"), json!({"reason": "payment_not_completed"})).await;
+    assert_error(&reserved, 422, "parameter_invalid", Some("reason"));
 
     // Free again at once; this hold is never paid, and the sweep ends it after 30 minutes.
     let second = app.post("/v1/bookings", booking_at(&biz, 10)).await;
