@@ -90,6 +90,12 @@ impl Booking {
     pub fn holds_time(&self, now: Timestamp) -> bool {
         holds_time(self.status, self.hold_expires_at, now)
     }
+
+    /// Whether `amount` (minor units) of `currency` is exactly the booking's price.
+    pub fn is_price(&self, amount: i64, currency: &str) -> bool {
+        self.payment_amount == Some(amount)
+            && self.payment_currency.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(currency))
+    }
 }
 
 /// The holding rule on its own, for stores that filter rows before building bookings.

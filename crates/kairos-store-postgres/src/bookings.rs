@@ -289,6 +289,7 @@ async fn clear_lapsed_holds(c: &mut PgConnection, people: &[String], now: Timest
 pub(crate) async fn create(db: &PgPool, t: &Tenant, new: &NewBooking, now: Timestamp) -> Result<Booking, BookingError> {
     let mut tx = db.begin().await.map_err(error)?;
     let party = locked_party(&mut tx, t, &new.who, new.interval, now).await?;
+    kairos_store::party::refuse_unpayable(&party, new)?;
     let free = party.check(new.interval, now, new.mode).map_err(|reason| refusal(&party, reason))?;
     // Any mode books everyone required and the first free member of the pool (`free` lists
     // the free pool members; everyone when there is no pool).
@@ -640,9 +641,7 @@ pub(crate) async fn complete_payment(
         BookingStatus::Cancelled if booking.cancellation_reason.as_deref() == Some(HOLD_LAPSED) => true,
         BookingStatus::Cancelled => return Ok(Some((t, PaymentApplied::Cancelled(booking)))),
     };
-    let paid_in_full = booking.payment_amount == Some(amount)
-        && booking.payment_currency.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(currency));
-    if !paid_in_full {
+    if !booking.is_price(amount, currency) {
         return Ok(Some((t, PaymentApplied::Mismatch(booking))));
     }
     let people: Vec<String> = booking.participants.iter().map(|p| p.id.clone()).collect();
@@ -799,6 +798,7 @@ mod tests {
             notes: None,
             description: None,
             metadata: Default::default(),
+            payment_holds: true,
         };
         let first = create(db, &t, &new("2030-01-02T10:00:00Z", "2030-01-02T10:30:00Z"), now).await.unwrap();
         sqlx::query("UPDATE booking_participants SET held_from = held_from - $1 WHERE booking_id = $2")

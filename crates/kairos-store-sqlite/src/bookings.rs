@@ -271,6 +271,7 @@ pub(crate) fn create(
     now: Timestamp,
 ) -> Result<(Booking, Vec<CacheKey>), BookingError> {
     let party = load_party(c, t, &new.who, new.interval, now)?;
+    kairos_store::party::refuse_unpayable(&party, new)?;
     let free = party.check(new.interval, now, new.mode).map_err(|reason| refusal(&party, reason))?;
     // Any mode books everyone required and the first free member of the pool (`free` lists
     // the free pool members; everyone when there is no pool).
@@ -574,7 +575,7 @@ pub(crate) fn complete_payment(
         BookingStatus::Cancelled if booking.cancellation_reason.as_deref() == Some(HOLD_LAPSED) => {}
         BookingStatus::Cancelled => return Ok((Some((t, PaymentApplied::Cancelled(booking))), Vec::new())),
     }
-    if !paid_in_full(&booking, amount, currency) {
+    if !booking.is_price(amount, currency) {
         return Ok((Some((t, PaymentApplied::Mismatch(booking))), Vec::new()));
     }
     // The time must still be free: a hold that lapsed may have been taken, and even a live
@@ -655,12 +656,6 @@ pub(crate) fn expire_payment_holds(c: &Connection, now: Timestamp, limit: usize)
         out.push((t, booking, session));
     }
     Ok((out, keys))
-}
-
-/// Whether `amount` of `currency` is the booking's price.
-pub(crate) fn paid_in_full(booking: &Booking, amount: i64, currency: &str) -> bool {
-    booking.payment_amount == Some(amount)
-        && booking.payment_currency.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(currency))
 }
 
 /// A booking write's error where only a store error can happen (cancelling).

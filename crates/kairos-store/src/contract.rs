@@ -162,6 +162,7 @@ fn for_business(b: &Business, interval: Interval) -> NewBooking {
         notes: None,
         description: None,
         metadata: Default::default(),
+        payment_holds: true,
     }
 }
 
@@ -176,6 +177,7 @@ fn for_people(emails: &[&str], interval: Interval) -> NewBooking {
         notes: None,
         description: None,
         metadata: Default::default(),
+        payment_holds: true,
     }
 }
 

@@ -46,6 +46,21 @@ pub fn members<U>(
     Ok((members, required))
 }
 
+/// Refuses a booking of a priced business when `new` may not make payment holds (no payment
+/// provider is configured), before anything is written.
+pub fn refuse_unpayable(party: &kairos_core::plan::Party, new: &crate::NewBooking) -> Result<(), crate::BookingError> {
+    if !new.payment_holds && party.business.as_ref().is_some_and(|b| b.is_paid()) {
+        return Err(crate::BookingError::Store(crate::StoreError::Refused {
+            code: PAYMENTS_NOT_CONFIGURED,
+            message: "This business has a price, but no payment provider is configured to take it.".into(),
+        }));
+    }
+    Ok(())
+}
+
+/// The refusal code of [`refuse_unpayable`].
+pub const PAYMENTS_NOT_CONFIGURED: &str = "payments_not_configured";
+
 #[cfg(test)]
 mod tests {
     use super::*;

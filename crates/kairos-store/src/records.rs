@@ -135,6 +135,10 @@ pub struct NewBooking {
     pub notes: Option<String>,
     pub description: Option<String>,
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Whether a priced business may be booked (a payment hold). False when no payment
+    /// provider is configured: the store then refuses with `payments_not_configured` before
+    /// writing, since a hold nobody can pay would only block the time.
+    pub payment_holds: bool,
 }
 
 /// The JSON envelope of a webhook event, fields in the contract's order:

@@ -8,7 +8,8 @@ use axum::http::StatusCode;
 use jiff::SignedDuration;
 use kairos_core::availability::Mode;
 use kairos_core::{Booking, BookingStatus, Interval};
-use kairos_store::{BookingFilter, NewBooking, Who};
+use kairos_store::party::PAYMENTS_NOT_CONFIGURED;
+use kairos_store::{BookingError, BookingFilter, NewBooking, StoreError, Who};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -149,19 +150,6 @@ pub async fn create(
             return Err(ApiError::invalid("mode", format!("`mode` must be `collective` or `any`, not `{other}`.")));
         }
     };
-    if state.payments.is_none()
-        && let Some(id) = &business_id
-        && let Some(business) = state.store.business(&t, id).await?
-        && business.price_amount.is_some()
-    {
-        // Checked before anything is written: a hold nobody can pay would only block the slot.
-        return Err(ApiError::conflict(
-            "payments_not_configured",
-            "This business has a price, but this server has no Stripe key to take payment \
-             (KAIROS_STRIPE_SECRET_KEY); configure Stripe, or remove the business's price.",
-        )
-        .with_param("business_id"));
-    }
     let new = NewBooking {
         who: Who { business_id, participants, ..Who::default() },
         mode,
@@ -172,12 +160,18 @@ pub async fn create(
         notes: wire::text("notes", body.notes, 5000)?,
         description: wire::text("description", body.description, 5000)?,
         metadata: metadata(body.metadata.unwrap_or_default())?,
+        payment_holds: state.payments.is_some(),
     };
-    let booking = state
-        .store
-        .create_booking(&t, &new, now)
-        .await
-        .map_err(|e| booking_error(e, ("business_id", "participants")))?;
+    let booking = state.store.create_booking(&t, &new, now).await.map_err(|e| match e {
+        // The store refuses before writing; the fix is the server's configuration.
+        BookingError::Store(StoreError::Refused { code: PAYMENTS_NOT_CONFIGURED, .. }) => ApiError::conflict(
+            PAYMENTS_NOT_CONFIGURED,
+            "This business has a price, but this server has no Stripe key to take payment \
+             (KAIROS_STRIPE_SECRET_KEY); configure Stripe, or remove the business's price.",
+        )
+        .with_param("business_id"),
+        other => booking_error(other, ("business_id", "participants")),
+    })?;
     metrics::counter!("kairos_bookings_created_total").increment(1);
     let booking = match (&state.payments, booking.status) {
         (Some(payments), BookingStatus::PendingPayment) => {

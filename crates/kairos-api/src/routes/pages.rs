@@ -154,6 +154,7 @@ pub async fn book(State(state): State<AppState>, Path(slug): Path<String>, heade
         notes: visitor.notes,
         description: None,
         metadata: serde_json::Map::new(),
+        payment_holds: state.payments.is_some(),
     };
     let booking = match state.store.create_booking(&t, &new, now).await {
         Ok(booking) => booking,

@@ -117,6 +117,13 @@ pub async fn payments_confirm_holds_once(store: S) {
     store.insert_user(&a, &alice).await.unwrap();
     let biz = paid_business(&[&alice]);
     store.insert_business(&a, &biz).await.unwrap();
+    let mut unpayable = for_business(&biz, iv("2030-01-02T10:00:00Z", "2030-01-02T10:30:00Z"));
+    unpayable.payment_holds = false;
+    assert!(matches!(
+        store.create_booking(&a, &unpayable, now()).await,
+        Err(BookingError::Store(StoreError::Refused { code: "payments_not_configured", .. }))
+    ));
+    assert!(all_events(&store, &a).await.is_empty(), "refused before anything is written");
     let held = store
         .create_booking(&a, &for_business(&biz, iv("2030-01-02T10:00:00Z", "2030-01-02T10:30:00Z")), now())
         .await
