@@ -12,6 +12,7 @@ pub mod describe;
 pub mod directory;
 pub mod interval;
 pub mod plan;
+pub mod proposal;
 pub mod schedule;
 pub mod webhook;
 pub mod zone;
