@@ -288,7 +288,22 @@ async fn clear_lapsed_holds(c: &mut PgConnection, people: &[String], now: Timest
 
 pub(crate) async fn create(db: &PgPool, t: &Tenant, new: &NewBooking, now: Timestamp) -> Result<Booking, BookingError> {
     let mut tx = db.begin().await.map_err(error)?;
-    let party = locked_party(&mut tx, t, &new.who, new.interval, now).await?;
+    let booking = create_on(&mut tx, t, new, now).await?;
+    tx.commit().await.map_err(error)?;
+    Ok(booking)
+}
+
+/// Creates a booking inside the caller's transaction, which commits it (or rolls it back on
+/// an error: after a refusal by the exclusion constraint the transaction is aborted). Takes
+/// the people's advisory locks like every booking write; the caller may hold row locks of
+/// its own taken before them (a proposal's), never advisory locks.
+pub(crate) async fn create_on(
+    c: &mut PgConnection,
+    t: &Tenant,
+    new: &NewBooking,
+    now: Timestamp,
+) -> Result<Booking, BookingError> {
+    let party = locked_party(c, t, &new.who, new.interval, now).await?;
     kairos_store::party::refuse_unpayable(&party, new)?;
     let free = party.check(new.interval, now, new.mode).map_err(|reason| refusal(&party, reason))?;
     // Any mode books everyone required and the first free member of the pool (`free` lists
@@ -355,12 +370,12 @@ pub(crate) async fn create(db: &PgPool, t: &Tenant, new: &NewBooking, now: Times
     .bind(&booking.checkout_url)
     .bind(ms(now))
     .bind(booking.participants.is_empty())
-    .execute(&mut *tx)
+    .execute(&mut *c)
     .await
     .map_err(error)?;
     if !booking.participants.is_empty() {
         let people: Vec<String> = booking.participants.iter().map(|p| p.id.clone()).collect();
-        clear_lapsed_holds(&mut tx, &people, now).await?;
+        clear_lapsed_holds(c, &people, now).await?;
         let emails: Vec<&str> = booking.participants.iter().map(|p| p.email.as_str()).collect();
         let names: Vec<Option<&str>> = booking.participants.iter().map(|p| p.name.as_deref()).collect();
         let ids: Vec<&str> = people.iter().map(String::as_str).collect();
@@ -377,12 +392,11 @@ pub(crate) async fn create(db: &PgPool, t: &Tenant, new: &NewBooking, now: Times
         .bind(ms(held.start()))
         .bind(ms(held.end()))
         .bind(booking.hold_expires_at.map(ms))
-        .execute(&mut *tx)
+        .execute(&mut *c)
         .await
         .map_err(overlap_or(&party, &ids))?;
     }
-    record_event(&mut tx, t, BookingEvent::Created, &booking, now).await?;
-    tx.commit().await.map_err(error)?;
+    record_event(c, t, BookingEvent::Created, &booking, now).await?;
     Ok(booking)
 }
 
@@ -535,13 +549,25 @@ pub(crate) async fn cancel(
     now: Timestamp,
 ) -> Result<Booking, BookingError> {
     let mut tx = db.begin().await.map_err(error)?;
-    let booking = get_on(&mut tx, t, id, true).await?.ok_or(StoreError::NotFound)?;
+    let booking = cancel_by_id_on(&mut tx, t, id, reason, now).await?;
+    tx.commit().await.map_err(error)?;
+    Ok(booking)
+}
+
+/// Cancels booking `id` inside the caller's transaction (locking its row); cancelling again
+/// changes nothing. `NotFound` when the tenant has no such booking.
+pub(crate) async fn cancel_by_id_on(
+    c: &mut PgConnection,
+    t: &Tenant,
+    id: &str,
+    reason: Option<&str>,
+    now: Timestamp,
+) -> Result<Booking, BookingError> {
+    let booking = get_on(c, t, id, true).await?.ok_or(StoreError::NotFound)?;
     if booking.status == BookingStatus::Cancelled {
         return Ok(booking);
     }
-    let booking = cancel_on(&mut tx, t, booking, reason, now).await?;
-    tx.commit().await.map_err(error)?;
-    Ok(booking)
+    Ok(cancel_on(c, t, booking, reason, now).await?)
 }
 
 /// Cancels a booking already locked by the caller's transaction.

@@ -22,6 +22,7 @@ mod emails;
 mod idempotency;
 mod leases;
 mod links;
+mod proposals;
 mod providers;
 mod queue;
 mod rows;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use kairos_core::plan::Party;
+use kairos_core::proposal::{Action as ProposalAction, Proposal, ProposalStatus};
 use kairos_core::webhook::{Delivery, Webhook};
 use kairos_core::{Booking, Business, Interval, Link, User};
 use kairos_store::*;
@@ -499,6 +501,79 @@ impl Store for PgStore {
         links::by_slug(&self.pool, slug).await
     }
 
+    async fn insert_proposal(
+        &self,
+        t: &Tenant,
+        proposal: &Proposal,
+        tokens: &[ProposalToken],
+        emails: &[ProposalEmail],
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        proposals::insert(&self.pool, t, proposal, tokens, emails, now).await?;
+        self.events_committed();
+        Ok(())
+    }
+
+    async fn proposal(&self, t: &Tenant, id: &str) -> StoreResult<Option<Proposal>> {
+        proposals::get(&self.pool, t, id).await
+    }
+
+    async fn proposals(
+        &self,
+        t: &Tenant,
+        status: Option<ProposalStatus>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Proposal>> {
+        proposals::list(&self.pool, t, status, page).await
+    }
+
+    async fn proposal_by_token(&self, token_hash: &str) -> StoreResult<Option<(Tenant, Proposal, TokenHolder)>> {
+        proposals::by_token(&self.pool, token_hash).await
+    }
+
+    async fn act_on_proposal(
+        &self,
+        t: &Tenant,
+        id: &str,
+        action: ProposalAction,
+        now: Timestamp,
+    ) -> Result<Proposal, ProposalError> {
+        let acted = proposals::act(&self.pool, t, id, action, now).await?;
+        self.events_committed();
+        Ok(acted)
+    }
+
+    async fn expire_proposals(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(Tenant, Proposal)>> {
+        let expired = proposals::expire(&self.pool, now, limit).await?;
+        if !expired.is_empty() {
+            self.events_committed();
+        }
+        Ok(expired)
+    }
+
+    async fn claim_proposal_emails(
+        &self,
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+        limit: usize,
+    ) -> StoreResult<Vec<(Tenant, ProposalEmail)>> {
+        proposals::claim_emails(&self.pool, now, lease, limit).await
+    }
+
+    async fn record_proposal_email(
+        &self,
+        t: &Tenant,
+        email: &ProposalEmail,
+        outcome: &EmailOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        proposals::record_email(&self.pool, t, email, outcome, now).await
+    }
+
+    async fn proposal_emails(&self, t: &Tenant, proposal_id: &str) -> StoreResult<Vec<ProposalEmail>> {
+        proposals::emails(&self.pool, t, proposal_id).await
+    }
+
     async fn claim_emails(
         &self,
         now: Timestamp,
@@ -519,7 +594,10 @@ impl Store for PgStore {
     }
 
     async fn skip_due_emails(&self, now: Timestamp, reason: &str) -> StoreResult<usize> {
-        emails::skip_due(&self.pool, now, reason).await
+        // Two sweeps, each one statement: a failure between them leaves the rest for the next.
+        let bookings = emails::skip_due(&self.pool, now, reason).await?;
+        let proposals = proposals::skip_due_emails(&self.pool, now, reason).await?;
+        Ok(bookings + proposals)
     }
 
     async fn booking_emails(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<BookingEmail>> {

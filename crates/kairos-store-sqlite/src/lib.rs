@@ -20,6 +20,7 @@ mod emails;
 mod idempotency;
 mod leases;
 mod links;
+mod proposals;
 mod providers;
 mod queue;
 mod rows;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use kairos_core::plan::Party;
+use kairos_core::proposal::{Action as ProposalAction, Proposal, ProposalStatus};
 use kairos_core::webhook::{Delivery, Webhook};
 use kairos_core::{Booking, Business, Interval, Link, User};
 use kairos_store::*;
@@ -69,6 +71,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0005_leases.sql")),
         M::up(include_str!("../migrations/0006_emails_payments.sql")),
         M::up(include_str!("../migrations/0007_links.sql")),
+        M::up(include_str!("../migrations/0008_proposals.sql")),
     ])
 }
 
@@ -794,6 +797,90 @@ impl Store for SqliteStore {
         self.read(move |c| links::by_slug(c, &slug)).await
     }
 
+    async fn insert_proposal(
+        &self,
+        t: &Tenant,
+        proposal: &Proposal,
+        tokens: &[ProposalToken],
+        emails: &[ProposalEmail],
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let (t, proposal, tokens, emails) = (t.clone(), proposal.clone(), tokens.to_vec(), emails.to_vec());
+        self.write_events(move |c| {
+            proposals::insert(c, &t, &proposal, &tokens, &emails, now).map(|()| ((), Vec::new()))
+        })
+        .await
+    }
+
+    async fn proposal(&self, t: &Tenant, id: &str) -> StoreResult<Option<Proposal>> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.read(move |c| proposals::get(c, &t, &id)).await
+    }
+
+    async fn proposals(
+        &self,
+        t: &Tenant,
+        status: Option<ProposalStatus>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Proposal>> {
+        let (t, page) = (t.clone(), page.clone());
+        self.read(move |c| proposals::list(c, &t, status, &page)).await
+    }
+
+    async fn proposal_by_token(&self, token_hash: &str) -> StoreResult<Option<(Tenant, Proposal, TokenHolder)>> {
+        let hash = token_hash.to_string();
+        self.read(move |c| proposals::by_token(c, &hash)).await
+    }
+
+    async fn act_on_proposal(
+        &self,
+        t: &Tenant,
+        id: &str,
+        action: ProposalAction,
+        now: Timestamp,
+    ) -> Result<Proposal, ProposalError> {
+        let (tenant, proposal_id) = (t.clone(), id.to_string());
+        let acted = self.write_events(move |c| proposals::act(c, &tenant, &proposal_id, action, now)).await;
+        let Err(ProposalError::Booking { slot_id, error }) = acted else { return acted };
+        // The agreeing response was rolled back with its booking; the proposal keeps why.
+        let (code, message) = kairos_store::proposals::conflict_text(&error);
+        let (t, id, slot) = (t.clone(), id.to_string(), slot_id.clone());
+        self.write(move |c| {
+            proposals::record_conflict(c, &t, &id, &slot, (code, &message), now).map(|()| ((), Vec::new()))
+        })
+        .await?;
+        Err(ProposalError::Booking { slot_id, error })
+    }
+
+    async fn expire_proposals(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(Tenant, Proposal)>> {
+        self.write_events(move |c| proposals::expire(c, now, limit)).await
+    }
+
+    async fn claim_proposal_emails(
+        &self,
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+        limit: usize,
+    ) -> StoreResult<Vec<(Tenant, ProposalEmail)>> {
+        self.write(move |c| proposals::claim_emails(c, now, lease, limit).map(|e| (e, Vec::new()))).await
+    }
+
+    async fn record_proposal_email(
+        &self,
+        t: &Tenant,
+        email: &ProposalEmail,
+        outcome: &EmailOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let (t, email, outcome) = (t.clone(), email.clone(), outcome.clone());
+        self.write(move |c| proposals::record_email(c, &t, &email, &outcome, now).map(|()| ((), Vec::new()))).await
+    }
+
+    async fn proposal_emails(&self, t: &Tenant, proposal_id: &str) -> StoreResult<Vec<ProposalEmail>> {
+        let (t, id) = (t.clone(), proposal_id.to_string());
+        self.read(move |c| proposals::emails(c, &t, &id)).await
+    }
+
     async fn claim_emails(
         &self,
         now: Timestamp,
@@ -816,7 +903,12 @@ impl Store for SqliteStore {
 
     async fn skip_due_emails(&self, now: Timestamp, reason: &str) -> StoreResult<usize> {
         let reason = reason.to_string();
-        self.write(move |c| emails::skip_due(c, now, &reason).map(|n| (n, Vec::new()))).await
+        self.write(move |c| {
+            let bookings = emails::skip_due(c, now, &reason)?;
+            let proposals = proposals::skip_due_emails(c, now, &reason)?;
+            Ok((bookings + proposals, Vec::new()))
+        })
+        .await
     }
 
     async fn booking_emails(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<BookingEmail>> {

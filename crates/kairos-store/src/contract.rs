@@ -17,10 +17,12 @@ use crate::*;
 
 mod calendars;
 mod emails;
+mod proposals;
 mod providers;
 mod webhooks;
 pub use calendars::*;
 pub use emails::*;
+pub use proposals::*;
 pub use providers::*;
 pub use webhooks::*;
 
@@ -84,6 +86,11 @@ macro_rules! store_contract_tests {
             payments_confirm_holds_once,
             unpaid_holds_end_and_late_payments_take_free_time_only,
             links_have_server_wide_slugs_and_go_with_their_business,
+            proposals_are_stored_with_links_and_found_by_token,
+            an_agreement_books_in_the_same_transaction,
+            a_conflicting_agreement_changes_nothing_but_its_report,
+            the_sweep_expires_consensus_and_resolves_polls_once,
+            proposal_emails_are_claimed_once_and_forget_their_links,
         );
     };
     (@cases $make:expr; $($name:ident),* $(,)?) => {

@@ -12,6 +12,7 @@ pub mod contract;
 pub mod ids;
 pub mod keys;
 pub mod party;
+pub mod proposals;
 mod records;
 
 pub use clock::Clock;
@@ -20,6 +21,7 @@ pub use records::*;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use kairos_core::plan::Party;
+use kairos_core::proposal::{Action as ProposalAction, Proposal, ProposalStatus};
 use kairos_core::webhook::{Delivery, Webhook};
 use kairos_core::{Booking, Business, Interval, Link, User};
 
@@ -339,8 +341,9 @@ pub trait Store: Send + Sync + 'static {
         outcome: &EmailOutcome,
         now: Timestamp,
     ) -> StoreResult<()>;
-    /// Records every due email as skipped for `reason`, across tenants, in one statement
-    /// (with no SMTP server configured there is nothing to attempt); returns how many.
+    /// Records every due email (booking and proposal emails alike) as skipped for `reason`,
+    /// across tenants (with no SMTP server configured there is nothing to attempt); returns
+    /// how many. Skipped proposal emails lose their sealed links.
     async fn skip_due_emails(&self, now: Timestamp, reason: &str) -> StoreResult<usize>;
     /// A booking's emails, one per recipient.
     async fn booking_emails(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<BookingEmail>>;
@@ -383,6 +386,61 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<(Tenant, Booking, Option<String>)>>;
+
+    // Proposals (multi-party scheduling).
+    /// Stores a new proposal with its response links' hashes and its invitation emails, and
+    /// records `proposal.created`, in one transaction.
+    async fn insert_proposal(
+        &self,
+        t: &Tenant,
+        proposal: &Proposal,
+        tokens: &[ProposalToken],
+        emails: &[ProposalEmail],
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    async fn proposal(&self, t: &Tenant, id: &str) -> StoreResult<Option<Proposal>>;
+    /// Proposals, newest first, optionally of one status.
+    async fn proposals(
+        &self,
+        t: &Tenant,
+        status: Option<ProposalStatus>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Proposal>>;
+    /// The proposal a response link's token hash opens, with its tenant (response links carry
+    /// no key) and whom the link speaks for.
+    async fn proposal_by_token(&self, token_hash: &str) -> StoreResult<Option<(Tenant, Proposal, TokenHolder)>>;
+    /// Applies `action` to the proposal as it is inside the transaction, carries out its
+    /// effect (booking the agreed slot through the normal booking path, or cancelling that
+    /// booking) and records each event it emits, all in one transaction. When the agreed slot
+    /// cannot be booked nothing of the action is kept; the proposal records the conflict
+    /// instead and `ProposalError::Booking` says why.
+    async fn act_on_proposal(
+        &self,
+        t: &Tenant,
+        id: &str,
+        action: ProposalAction,
+        now: Timestamp,
+    ) -> Result<Proposal, ProposalError>;
+    /// Expires (or, for polls with votes, resolves) up to `limit` open proposals whose
+    /// `expires_at` has passed, across tenants, each with its event; returns them.
+    async fn expire_proposals(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(Tenant, Proposal)>>;
+    /// Claims due proposal invitation emails under a lease of `lease`, across tenants.
+    async fn claim_proposal_emails(
+        &self,
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+        limit: usize,
+    ) -> StoreResult<Vec<(Tenant, ProposalEmail)>>;
+    /// Records how a claimed proposal email went; a final outcome erases its sealed link.
+    async fn record_proposal_email(
+        &self,
+        t: &Tenant,
+        email: &ProposalEmail,
+        outcome: &EmailOutcome,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// A proposal's invitation emails, one per participant.
+    async fn proposal_emails(&self, t: &Tenant, proposal_id: &str) -> StoreResult<Vec<ProposalEmail>>;
 
     // Leases: mutual exclusion across nodes for work that calls out to other services (a
     // calendar sync, a token refresh, a push renewal), where a transaction must not be held.

@@ -3,6 +3,8 @@
 use jiff::Timestamp;
 use kairos_core::availability::Mode as SearchMode;
 use kairos_core::{Booking, BookingStatus, Interval};
+
+use crate::{BookingError, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// Test or live data: separate worlds within one account.
@@ -592,4 +594,55 @@ pub fn email_recipients(booking: &Booking) -> Vec<(String, Option<String>, Optio
         }
     }
     out
+}
+
+/// Whom a proposal's response link speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenHolder {
+    /// The named participant at this index.
+    Participant(usize),
+    /// An open poll's shared vote link (the voter gives a name).
+    OpenPoll,
+}
+
+/// A response link's credential as stored: the SHA-256 (hex) of its token, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposalToken {
+    pub hash: String,
+    pub holder: TokenHolder,
+}
+
+/// An email inviting one participant to respond to a proposal. The link it carries is a
+/// credential: it is stored sealed (by the caller's keyring, bound to the proposal and the
+/// recipient) and erased once the email went out or was given up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposalEmail {
+    pub proposal_id: String,
+    /// Lowercase address.
+    pub recipient: String,
+    pub name: Option<String>,
+    /// The sealed response link; `None` once sent, skipped or failed.
+    pub link_sealed: Option<String>,
+    /// `pending`, `sent`, `skipped` or `failed`, as for booking emails.
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    pub sent_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+/// Why an action on a proposal did not happen. Nothing changed, except that for `Booking`
+/// the proposal now reports the conflict (`Proposal::conflict`).
+#[derive(Debug, thiserror::Error)]
+pub enum ProposalError {
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Refused(#[from] kairos_core::proposal::Refusal),
+    /// Everyone agreed on `slot_id` but it could not be booked.
+    #[error("the agreed slot {slot_id} could not be booked: {error}")]
+    Booking { slot_id: String, error: BookingError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
