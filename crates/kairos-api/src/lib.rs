@@ -32,7 +32,8 @@ use utoipa_axum::routes;
 use error::ApiError;
 pub use kairos_store::Clock;
 use routes::{
-    availability, bookings, businesses, calendars, connect, events, health, links, payments, push, users, webhooks,
+    availability, bookings, businesses, calendars, connect, events, health, links, mcp, payments, proposals, push,
+    users, webhooks,
 };
 
 /// What every handler can reach.
@@ -50,6 +51,8 @@ pub struct AppState {
     pub public_url: url::Url,
     /// Stripe, for paid bookings; `None` without `KAIROS_STRIPE_SECRET_KEY`.
     pub payments: Option<routes::payments::Payments>,
+    /// `POST /v1/mcp`, set by [`router`] (its tools call the router built without it).
+    mcp: Option<Arc<mcp::Mcp>>,
     openapi_json: Arc<String>,
 }
 
@@ -72,6 +75,7 @@ impl AppState {
             sync,
             public_url: url::Url::parse("http://127.0.0.1:3001").unwrap_or_else(|_| unreachable!()),
             payments: None,
+            mcp: None,
             openapi_json: Arc::new(openapi_json()),
         }
     }
@@ -119,6 +123,8 @@ impl AppState {
         (name = "webhooks", description = "Signed, retried event deliveries to your endpoints"),
         (name = "calendars", description = "Calendar feeds, their busy time, and their events"),
         (name = "system", description = "Health, readiness and metrics"),
+        (name = "proposals", description = "Multi-party scheduling: consensus proposals and polls"),
+        (name = "agents", description = "The Model Context Protocol server for AI agents"),
     )
 )]
 struct ApiDoc;
@@ -168,6 +174,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(calendars::disconnect))
         .routes(routes!(events::list, events::create))
         .routes(routes!(events::update, events::delete))
+        .routes(routes!(proposals::create, proposals::list))
+        .routes(routes!(proposals::get))
+        .routes(routes!(proposals::close))
+        .routes(routes!(proposals::cancel))
+        .routes(routes!(mcp::post))
 }
 
 /// The routes anyone may call.
@@ -194,6 +205,11 @@ fn page_routes() -> Router<AppState> {
         .route("/l/{slug}/book", get(routes::pages::form).post(routes::pages::book))
         .route("/l/{slug}/booked/{id}", get(routes::pages::booked))
         .layer(from_fn_with_state(limits, public::rate_limit))
+        .merge(
+            Router::new()
+                .route("/p/{token}", get(routes::pages::respond::page).post(routes::pages::respond::respond))
+                .layer(from_fn_with_state(Arc::new(public::Limits::for_responses()), public::rate_limit)),
+        )
 }
 
 /// The OpenAPI document of this server, as served at `/v1/openapi.json`.
@@ -219,8 +235,15 @@ pub fn openapi_json() -> String {
     text
 }
 
-/// The whole HTTP application.
+/// The whole HTTP application. `/v1/mcp`'s tools call the same application (built once more,
+/// without MCP), so each tool call passes auth, idempotency and metrics like any request.
 pub fn router(state: AppState) -> Router {
+    let app = application(AppState { mcp: None, ..state.clone() });
+    let mcp = mcp::Mcp::new(app, &state.public_url);
+    application(AppState { mcp: Some(Arc::new(mcp)), ..state })
+}
+
+fn application(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let (v1, _) = api_routes().split_for_parts();
     let v1 = v1

@@ -59,6 +59,13 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// For proposal response links: answers (POST) share the generous page quota, since a
+    /// poll's people may answer from one office address and the token, not the address,
+    /// is the credential.
+    pub fn for_responses() -> Self {
+        Self::new(quota(PAGES_PER_MINUTE, PAGES_BURST), quota(PAGES_PER_MINUTE, PAGES_BURST))
+    }
+
     pub fn new(pages: Quota, bookings: Quota) -> Self {
         Self { pages: RateLimiter::keyed(pages), bookings: RateLimiter::keyed(bookings), checks: AtomicU64::new(0) }
     }

@@ -1,7 +1,10 @@
 //! `EmailWorker`: sends the booking emails the booking transactions queue (see
 //! `Store::claim_emails`) — a confirmation with a `METHOD:REQUEST` invitation, an update with
 //! a higher `SEQUENCE` after a move, a `METHOD:CANCEL` after a cancellation — each rendered
-//! from the templates in the recipient's own time zone, never inside a request.
+//! from the templates in the recipient's own time zone, never inside a request — and the
+//! invitations a new proposal queues (see `Store::claim_proposal_emails`): who invites, the
+//! times on offer in UTC and the participant's personal response link, which the row keeps
+//! sealed with the server's keyring until the email is sent, skipped or given up on.
 //!
 //! Each row is claimed under a lease, so on many nodes one sends it; an attempt cut short by
 //! a crash is sent again after the lease lapses (at least once, like webhooks). A failure the
@@ -14,8 +17,10 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use kairos_core::calendar::{Invitation, InviteMethod, Person};
+use kairos_core::proposal::ProposalStatus;
 use kairos_core::{Booking, Zone};
-use kairos_store::{BookingEmail, Clock, EmailKind, EmailOutcome, Store, StoreResult, Tenant};
+use kairos_providers::sealed::Keyring;
+use kairos_store::{BookingEmail, Clock, EmailKind, EmailOutcome, ProposalEmail, Store, StoreResult, Tenant};
 
 use crate::mail::{self, EmailContext, EmailTemplates, Mailer, OutgoingEmail, SendError};
 
@@ -36,6 +41,9 @@ const BATCH: usize = 20;
 
 /// Why an email was recorded as skipped without SMTP.
 pub const NO_SMTP: &str = "no SMTP server is configured (set KAIROS_SMTP_URL)";
+/// The keyring purpose a proposal email's response link is sealed under; the row is
+/// `{proposal_id}:{recipient}`.
+pub const PROPOSAL_LINK_PURPOSE: &str = "proposal_emails.link";
 
 #[derive(Clone)]
 pub struct EmailWorker {
@@ -43,13 +51,22 @@ pub struct EmailWorker {
     clock: Clock,
     mailer: Option<Mailer>,
     templates: Arc<EmailTemplates>,
+    /// Opens proposal emails' sealed response links: the keyring the API sealed them with.
+    keyring: Arc<Keyring>,
     poll: Duration,
 }
 
 impl EmailWorker {
-    /// `mailer` is `None` when no SMTP server is configured.
-    pub fn new(store: Arc<dyn Store>, clock: Clock, mailer: Option<Mailer>, templates: EmailTemplates) -> Self {
-        Self { store, clock, mailer, templates: Arc::new(templates), poll: Duration::from_secs(1) }
+    /// `mailer` is `None` when no SMTP server is configured; `keyring` is the server's (the
+    /// one the API seals proposal response links with).
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Clock,
+        mailer: Option<Mailer>,
+        templates: EmailTemplates,
+        keyring: Arc<Keyring>,
+    ) -> Self {
+        Self { store, clock, mailer, templates: Arc::new(templates), keyring, poll: Duration::from_secs(1) }
     }
 
     /// Looks for due emails every `poll` (default one second).
@@ -62,14 +79,16 @@ impl EmailWorker {
     pub async fn run(self, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
-            let busy = match self.tick().await {
-                Ok(n) => n == BATCH,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not claim booking emails");
-                    false
-                }
-            };
-            if busy {
+            let (bookings, proposals) = tokio::join!(self.tick(), self.tick_proposals());
+            let bookings = bookings.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not claim booking emails");
+                0
+            });
+            let proposals = proposals.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not claim proposal emails");
+                0
+            });
+            if bookings == BATCH || proposals == BATCH {
                 continue;
             }
             tokio::select! {
@@ -79,11 +98,12 @@ impl EmailWorker {
         }
     }
 
-    /// Claims the due emails and sends them, concurrently; returns how many were claimed.
+    /// Claims the due booking emails and sends them, concurrently; returns how many were
+    /// claimed. Without SMTP, records every due email as skipped, proposal emails included.
     pub async fn tick(&self) -> StoreResult<usize> {
         if self.mailer.is_none() {
-            // Nothing can be attempted: one statement records every due email as skipped,
-            // instead of a claim and a record per email.
+            // Nothing can be attempted: one statement records every due email (booking and
+            // proposal emails alike) as skipped, instead of a claim and a record per email.
             let skipped = self.store.skip_due_emails(self.clock.now(), NO_SMTP).await?;
             metrics::counter!("kairos_emails_total", "outcome" => "skipped").increment(skipped as u64);
             return Ok(0);
@@ -96,6 +116,26 @@ impl EmailWorker {
             sends.spawn(async move {
                 let outcome = this.attempt(&t, &email).await;
                 this.record(&t, &email, &outcome).await;
+            });
+        }
+        while sends.join_next().await.is_some() {}
+        Ok(n)
+    }
+
+    /// Claims the due proposal invitations and sends them, concurrently; returns how many
+    /// were claimed. Without SMTP there is nothing to claim ([`Self::tick`] skips them).
+    pub async fn tick_proposals(&self) -> StoreResult<usize> {
+        if self.mailer.is_none() {
+            return Ok(0);
+        }
+        let claimed = self.store.claim_proposal_emails(self.clock.now(), LEASE, BATCH).await?;
+        let n = claimed.len();
+        let mut sends = tokio::task::JoinSet::new();
+        for (t, email) in claimed {
+            let this = self.clone();
+            sends.spawn(async move {
+                let outcome = this.attempt_proposal(&t, &email).await;
+                this.record_proposal(&t, &email, &outcome).await;
             });
         }
         while sends.join_next().await.is_some() {}
@@ -126,21 +166,79 @@ impl EmailWorker {
         let message = match self.compose(t, email, mailer).await {
             Ok(Some(message)) => message,
             Ok(None) => return EmailOutcome::Skipped("the booking no longer exists".into()),
-            Err(e) => return self.retry(email, format!("could not read the booking: {e}")),
+            Err(e) => return self.retry(email.attempts, format!("could not read the booking: {e}")),
         };
-        match mailer.send(&message).await {
+        self.send(mailer, &message, email.attempts).await
+    }
+
+    /// Sends `message`: sent, retried on a temporary failure (after `attempts` earlier
+    /// ones), failed on a permanent one.
+    async fn send(&self, mailer: &Mailer, message: &OutgoingEmail, attempts: u32) -> EmailOutcome {
+        match mailer.send(message).await {
             Ok(()) => EmailOutcome::Sent,
-            Err(SendError::Transient(why)) => self.retry(email, why),
+            Err(SendError::Transient(why)) => self.retry(attempts, why),
             Err(SendError::Permanent(why)) => EmailOutcome::Failed { error: why, retry_at: None },
         }
     }
 
-    fn retry(&self, email: &BookingEmail, error: String) -> EmailOutcome {
-        let wait = BACKOFF.get(email.attempts as usize);
+    /// A failure after `attempts` earlier ones: retried on the backoff, or given up.
+    fn retry(&self, attempts: u32, error: String) -> EmailOutcome {
+        let wait = BACKOFF.get(attempts as usize);
         EmailOutcome::Failed {
             error,
             retry_at: wait.map(|w| self.clock.now().saturating_add(*w).unwrap_or(Timestamp::MAX)),
         }
+    }
+
+    async fn record_proposal(&self, t: &Tenant, email: &ProposalEmail, outcome: &EmailOutcome) {
+        // Never the link: it lets anyone answer for the recipient.
+        match outcome {
+            EmailOutcome::Sent => tracing::info!(proposal = %email.proposal_id, "proposal invitation sent"),
+            EmailOutcome::Skipped(why) => {
+                tracing::debug!(proposal = %email.proposal_id, why, "proposal invitation skipped");
+            }
+            EmailOutcome::Failed { error, retry_at } => tracing::warn!(proposal = %email.proposal_id, error,
+                retry_at = ?retry_at, "proposal invitation failed"),
+        }
+        metrics::counter!("kairos_emails_total", "outcome" => outcome_label(outcome)).increment(1);
+        if let Err(e) = self.store.record_proposal_email(t, email, outcome, self.clock.now()).await {
+            // The lease lapses and the email is tried again: at least once.
+            tracing::warn!(error = %e, proposal = %email.proposal_id, "could not record a proposal invitation");
+        }
+    }
+
+    /// One attempt at one proposal invitation, as an outcome to record.
+    async fn attempt_proposal(&self, t: &Tenant, email: &ProposalEmail) -> EmailOutcome {
+        let Some(mailer) = &self.mailer else { return EmailOutcome::Skipped(NO_SMTP.into()) };
+        let proposal = match self.store.proposal(t, &email.proposal_id).await {
+            Ok(Some(proposal)) => proposal,
+            Ok(None) => return EmailOutcome::Skipped("the proposal no longer exists".into()),
+            Err(e) => return self.retry(email.attempts, format!("could not read the proposal: {e}")),
+        };
+        if proposal.status != ProposalStatus::Open {
+            return EmailOutcome::Skipped(format!("the proposal is {}, no longer open", proposal.status.as_str()));
+        }
+        if proposal.expires_at <= self.clock.now() {
+            return EmailOutcome::Skipped("the proposal expired before its invitation was sent".into());
+        }
+        let link = match open_link(&self.keyring, email) {
+            Ok(link) => link,
+            Err(why) => return EmailOutcome::Skipped(why),
+        };
+        let rendered = match self.templates.render_proposal_invitation(&proposal, email.name.as_deref(), &link) {
+            Ok(rendered) => rendered,
+            // A template the operator broke: every invitation would fail alike.
+            Err(e) => return self.retry(email.attempts, format!("the proposal_invitation template failed: {e}")),
+        };
+        let message = OutgoingEmail {
+            to: Person { email: email.recipient.clone(), name: email.name.clone() },
+            subject: rendered.subject,
+            text: rendered.text,
+            html: rendered.html,
+            // Nothing is booked yet: no calendar invitation.
+            invite: None,
+        };
+        self.send(mailer, &message, email.attempts).await
     }
 
     /// The email for `email`'s recipient from the booking as it is now; `None` when the
@@ -244,11 +342,63 @@ fn attendees(booking: &Booking) -> Vec<Person> {
     kairos_store::email_recipients(booking).into_iter().map(|(email, name, _)| Person { email, name }).collect()
 }
 
+/// The recipient's personal response link, unsealed; why not when it cannot be.
+fn open_link(keyring: &Keyring, email: &ProposalEmail) -> Result<String, String> {
+    let Some(sealed) = email.link_sealed.as_deref() else {
+        return Err("the response link is no longer kept".into());
+    };
+    let row = format!("{}:{}", email.proposal_id, email.recipient);
+    let plain = keyring
+        .open(PROPOSAL_LINK_PURPOSE, &row, sealed)
+        .map_err(|e| format!("the response link cannot be opened: {e}"))?;
+    String::from_utf8(plain).map_err(|_| "the response link is not text".to_string())
+}
+
 fn outcome_label(outcome: &EmailOutcome) -> &'static str {
     match outcome {
         EmailOutcome::Sent => "sent",
         EmailOutcome::Skipped(_) => "skipped",
         EmailOutcome::Failed { retry_at: Some(_), .. } => "retry",
         EmailOutcome::Failed { retry_at: None, .. } => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(proposal_id: &str, recipient: &str, link_sealed: Option<String>) -> ProposalEmail {
+        let now: Timestamp = "2026-04-20T08:00:00Z".parse().unwrap();
+        ProposalEmail {
+            proposal_id: proposal_id.into(),
+            recipient: recipient.into(),
+            name: None,
+            link_sealed,
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            sent_at: None,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn a_response_link_opens_only_for_its_own_row_and_key() {
+        let keyring = Keyring::parse(&Keyring::generate_secret()).unwrap();
+        let url = "https://kairos.example.com/p/prop_1/respond?token=abc";
+        let sealed = keyring.seal(PROPOSAL_LINK_PURPOSE, "prop_1:ana@example.com", url.as_bytes());
+        assert_eq!(open_link(&keyring, &row("prop_1", "ana@example.com", Some(sealed.clone()))).unwrap(), url);
+
+        // Moved to another recipient's row, or another proposal's: it does not open.
+        let moved = open_link(&keyring, &row("prop_1", "bo@example.com", Some(sealed.clone()))).unwrap_err();
+        assert!(moved.starts_with("the response link cannot be opened"), "{moved}");
+        assert!(open_link(&keyring, &row("prop_2", "ana@example.com", Some(sealed.clone()))).is_err());
+        // Another server key.
+        let other = Keyring::parse(&Keyring::generate_secret()).unwrap();
+        assert!(open_link(&other, &row("prop_1", "ana@example.com", Some(sealed))).is_err());
+        // Already forgotten (sent, skipped or failed).
+        let gone = open_link(&keyring, &row("prop_1", "ana@example.com", None)).unwrap_err();
+        assert_eq!(gone, "the response link is no longer kept");
     }
 }

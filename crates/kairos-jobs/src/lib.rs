@@ -10,6 +10,7 @@ pub mod holds;
 pub mod lease;
 pub mod mail;
 pub mod parsed;
+pub mod proposals;
 pub mod provider_sync;
 pub mod push;
 pub mod remote_events;

@@ -93,12 +93,14 @@ pub async fn serve(
     }
     let config = &config;
     let providers = providers::configure(config)?;
+    // The keyring that seals provider tokens also seals proposal response links.
+    let keyring = providers.keyring.clone();
     let sync = Syncer::standard(store.clone(), config.background_clock.clone(), config.calendars.clone(), providers);
     let syncer = tokio::spawn(sync.clone().run(stop_signal()));
     let writer =
         kairos_jobs::writeback::WriteBack::new(sync.providers.clone(), store.clone(), config.background_clock.clone());
     let writer = tokio::spawn(writer.run(stop_signal()));
-    let emails = tokio::spawn(email_worker(store.clone(), config)?.run(stop_signal()));
+    let emails = tokio::spawn(email_worker(store.clone(), config, keyring)?.run(stop_signal()));
     let payments = match &config.stripe {
         Some(s) => {
             let http = kairos_jobs::egress::client(std::time::Duration::from_secs(30), config.calendars.allow_private)
@@ -116,6 +118,8 @@ pub async fn serve(
         payments.as_ref().map(|p| p.client.clone()),
         stop_signal(),
     ));
+    let proposals =
+        tokio::spawn(kairos_jobs::proposals::run(store.clone(), config.background_clock.clone(), stop_signal()));
     let public_url = url::Url::parse(&config.public_url)
         .with_context(|| format!("KAIROS_PUBLIC_URL must be a URL, not `{}`", config.public_url))?;
     let state = AppState::new(store, clock)
@@ -138,13 +142,18 @@ pub async fn serve(
     upkeep.abort();
     forward.abort();
     let _ = stop.send(true);
-    let _ = tokio::join!(worker, sweeper, syncer, writer, emails, holds);
+    let _ = tokio::join!(worker, sweeper, syncer, writer, emails, holds, proposals);
     served.context("the HTTP server failed")
 }
 
 /// The email worker: SMTP from `KAIROS_SMTP_URL` (none: every email is recorded as skipped)
-/// and the templates, built in or from `KAIROS_TEMPLATES_DIR`.
-fn email_worker(store: Arc<dyn Store>, config: &Config) -> anyhow::Result<kairos_jobs::email::EmailWorker> {
+/// and the templates, built in or from `KAIROS_TEMPLATES_DIR`; `keyring` opens the proposal
+/// response links the API sealed.
+fn email_worker(
+    store: Arc<dyn Store>,
+    config: &Config,
+    keyring: Arc<kairos_providers::sealed::Keyring>,
+) -> anyhow::Result<kairos_jobs::email::EmailWorker> {
     let templates = kairos_jobs::mail::EmailTemplates::load(config.email.templates_dir.as_deref())
         .context("the email templates (KAIROS_TEMPLATES_DIR) could not be loaded")?;
     let mailer = match &config.email.smtp_url {
@@ -160,7 +169,7 @@ fn email_worker(store: Arc<dyn Store>, config: &Config) -> anyhow::Result<kairos
             None
         }
     };
-    Ok(kairos_jobs::email::EmailWorker::new(store, config.background_clock.clone(), mailer, templates))
+    Ok(kairos_jobs::email::EmailWorker::new(store, config.background_clock.clone(), mailer, templates, keyring))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

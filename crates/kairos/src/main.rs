@@ -1,5 +1,5 @@
 //! `kairos`: the command line. `serve` runs the server, `migrate` applies migrations,
-//! `keys create` makes an API key.
+//! `keys create` makes an API key, `mcp` serves the Model Context Protocol over stdio.
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
@@ -34,6 +34,9 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Serve the Model Context Protocol on stdin/stdout for an AI agent, calling the server at
+    /// KAIROS_URL (default http://127.0.0.1:3001) with KAIROS_API_KEY.
+    Mcp,
 }
 
 #[derive(Subcommand)]
@@ -56,7 +59,7 @@ enum KeyMode {
 }
 
 fn init_logging() {
-    let filter = EnvFilter::try_from_env("KAIROS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("KAIROS_LOG").unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -115,6 +118,12 @@ async fn main() -> anyhow::Result<()> {
                 println!("{key}");
             }
             Ok(())
+        }
+        Command::Mcp => {
+            // stdout carries the protocol: logs go to stderr (init_logging).
+            let api = kairos_mcp::HttpApi::from_env()?;
+            tracing::info!(api = api.base_url(), "MCP server on stdio");
+            kairos_mcp::serve_stdio(std::sync::Arc::new(api)).await.context("the MCP server stopped")
         }
     }
 }

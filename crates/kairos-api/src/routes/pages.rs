@@ -10,6 +10,7 @@
 //! the CSRF cookie live in [`crate::public`]; the templates in `templates/pages/`.
 
 mod form;
+pub mod respond;
 mod view;
 mod week;
 

@@ -1,8 +1,11 @@
-//! The words of booking emails: minijinja templates shipped inside the binary, each of which a
-//! self-hoster may replace by putting a file of the same name in a folder of their own.
+//! The words of booking emails and proposal invitations: minijinja templates shipped inside
+//! the binary, each of which a self-hoster may replace by putting a file of the same name in a
+//! folder of their own.
 //!
 //! Every kind of email has three templates: `<kind>.subject.txt`, `<kind>.txt` and
-//! `<kind>.html`; the HTML ones extend `layout.html`, so restyling every email is one file.
+//! `<kind>.html` (the kinds: `confirmation`, `updated`, `cancelled` and
+//! `proposal_invitation`); the HTML ones extend `layout.html`, so restyling every email is one
+//! file.
 //! HTML is escaped automatically (a customer's name is whatever they typed); text is not.
 //!
 //! All templates are compiled and rendered once with a full sample when loaded, so a broken
@@ -15,14 +18,15 @@ use std::path::{Path, PathBuf};
 
 use jiff::{Timestamp, Zoned};
 use kairos_core::Zone;
-use kairos_core::describe::zone_label;
+use kairos_core::describe::{describe, zone_label};
+use kairos_core::proposal::{Proposal, ProposalMode};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
 /// The templates shipped with Kairos, by file name.
-const DEFAULTS: [(&str, &str); 10] = [
+const DEFAULTS: [(&str, &str); 13] = [
     ("layout.html", include_str!("../../templates/email/layout.html")),
     ("confirmation.subject.txt", include_str!("../../templates/email/confirmation.subject.txt")),
     ("confirmation.txt", include_str!("../../templates/email/confirmation.txt")),
@@ -33,7 +37,13 @@ const DEFAULTS: [(&str, &str); 10] = [
     ("cancelled.subject.txt", include_str!("../../templates/email/cancelled.subject.txt")),
     ("cancelled.txt", include_str!("../../templates/email/cancelled.txt")),
     ("cancelled.html", include_str!("../../templates/email/cancelled.html")),
+    ("proposal_invitation.subject.txt", include_str!("../../templates/email/proposal_invitation.subject.txt")),
+    ("proposal_invitation.txt", include_str!("../../templates/email/proposal_invitation.txt")),
+    ("proposal_invitation.html", include_str!("../../templates/email/proposal_invitation.html")),
 ];
+
+/// The prefix of the proposal invitation's template files.
+const PROPOSAL_INVITATION: &str = "proposal_invitation";
 
 /// Which email.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,6 +121,68 @@ impl EmailContext {
             manage_url: Some("https://book.example.com/manage".into()),
             booking_url: Some("https://book.example.com/".into()),
             ..Self::new("Intro call", start, end, &Zone::utc())
+        }
+    }
+}
+
+/// What a proposal invitation's templates can say, as the variables of the same names. The
+/// recipient's zone is not known (they may not be a Kairos user), so times are in UTC.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+struct ProposalContext {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient_name: Option<String>,
+    /// Who invites: the organiser's name, else their address.
+    organiser: String,
+    title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    /// `consensus` (pick one time, or suggest others) or `poll` (vote for every time that works).
+    mode: &'static str,
+    /// Each time on offer, earliest first, as [`when`] says it.
+    slots: Vec<String>,
+    /// `UTC`.
+    timezone: String,
+    /// The recipient's personal link to respond.
+    response_url: String,
+    /// When the proposal closes: "Friday, May 8 at 1:00 PM UTC".
+    expires: String,
+}
+
+impl ProposalContext {
+    fn new(proposal: &Proposal, recipient_name: Option<&str>, response_url: &str) -> Self {
+        let utc = Zone::utc();
+        let mut slots: Vec<_> = proposal.slots.iter().collect();
+        slots.sort_by_key(|s| (s.start, s.end));
+        Self {
+            recipient_name: recipient_name.map(str::to_string),
+            organiser: proposal.organiser.name.clone().unwrap_or_else(|| proposal.organiser.email.clone()),
+            title: proposal.title.clone(),
+            description: proposal.description.clone(),
+            mode: match proposal.mode {
+                ProposalMode::Consensus => "consensus",
+                ProposalMode::Poll => "poll",
+            },
+            slots: slots.into_iter().map(|s| when(s.start, s.end, &utc)).collect(),
+            timezone: utc.name().to_string(),
+            response_url: response_url.to_string(),
+            expires: describe(proposal.expires_at, &utc),
+        }
+    }
+
+    /// Every field filled: what templates are checked against when loaded.
+    fn sample() -> Self {
+        let start = Timestamp::from_second(1_777_640_400).unwrap_or(Timestamp::UNIX_EPOCH);
+        let end = Timestamp::from_second(1_777_642_200).unwrap_or(Timestamp::UNIX_EPOCH);
+        Self {
+            recipient_name: Some("Ana Ruiz".into()),
+            organiser: "Hana Host".into(),
+            title: "Planning".into(),
+            description: Some("Description".into()),
+            mode: "consensus",
+            slots: vec![when(start, end, &Zone::utc())],
+            timezone: "UTC".into(),
+            response_url: "https://kairos.example.com/p/respond".into(),
+            expires: describe(end, &Zone::utc()),
         }
     }
 }
@@ -205,14 +277,34 @@ impl EmailTemplates {
         for kind in EmailKind::ALL {
             templates.render(kind, &sample)?;
         }
+        let proposal = ProposalContext::sample();
+        templates.render_parts(PROPOSAL_INVITATION, &proposal)?;
+        templates.render_parts(PROPOSAL_INVITATION, &ProposalContext { mode: "poll", ..proposal })?;
         templates.env.set_undefined_behavior(UndefinedBehavior::Lenient);
         Ok(templates)
     }
 
     /// The subject, text and HTML of one email.
     pub fn render(&self, kind: EmailKind, context: &EmailContext) -> Result<Rendered, TemplateError> {
+        self.render_parts(kind.name(), context)
+    }
+
+    /// The invitation to respond to `proposal` sent to one participant: who invites, what,
+    /// how to decide, the times on offer (in UTC), `response_url` (their personal link) and
+    /// when the proposal closes.
+    pub fn render_proposal_invitation(
+        &self,
+        proposal: &Proposal,
+        recipient_name: Option<&str>,
+        response_url: &str,
+    ) -> Result<Rendered, TemplateError> {
+        self.render_parts(PROPOSAL_INVITATION, &ProposalContext::new(proposal, recipient_name, response_url))
+    }
+
+    /// The three templates named `prefix.*`, rendered with `context`.
+    fn render_parts(&self, prefix: &str, context: &impl Serialize) -> Result<Rendered, TemplateError> {
         let render = |suffix: &str| {
-            let name = format!("{}.{suffix}", kind.name());
+            let name = format!("{prefix}.{suffix}");
             let origin = self.origins.iter().find(|(n, _)| *n == name).map_or("built in", |(_, o)| o.as_str());
             self.env
                 .get_template(&name)
@@ -369,6 +461,111 @@ mod tests {
         assert!(r.html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"), "{}", r.html);
         assert!(r.html.contains("Tom &amp; Jerry&#x27;s &quot;notes&quot;"), "{}", r.html);
         assert!(r.text.contains("Hello <script>alert(1)</script>,"), "{}", r.text);
+    }
+
+    fn proposal(mode: ProposalMode, title: &str) -> Proposal {
+        use kairos_core::Interval;
+        use kairos_core::proposal::{Invitee, NewProposal, Organiser};
+        let slot = |id: &str, start: &str, end: &str| (id.to_string(), Interval::new(ts(start), ts(end)).unwrap());
+        let new = NewProposal {
+            id: "prop_1".into(),
+            thread_id: "thr_1".into(),
+            title: title.into(),
+            description: None,
+            duration_minutes: 30,
+            organiser: Organiser { user_id: "usr_1".into(), email: "hana@example.com".into(), name: None },
+            mode,
+            poll_variant: None,
+            participants: vec![Invitee { email: "ana@example.com".into(), name: None, required: true, user_id: None }],
+            // Out of order: the email lists them earliest first.
+            slots: vec![
+                slot("slot_2", "2026-05-04T15:00:00Z", "2026-05-04T15:30:00Z"),
+                slot("slot_1", "2026-05-01T13:00:00Z", "2026-05-01T13:30:00Z"),
+            ],
+            expires_at: Some(ts("2026-05-08T12:00:00Z")),
+        };
+        Proposal::new(new, ts("2026-04-20T08:00:00Z")).unwrap()
+    }
+
+    const LINK: &str = "https://kairos.example.com/p/prop_1/respond?token=abc&x=1";
+
+    #[test]
+    fn a_proposal_invitation_lists_the_slots_in_utc_with_the_link() {
+        let templates = EmailTemplates::builtin().unwrap();
+        let mut p = proposal(ProposalMode::Consensus, "Quarterly planning");
+        p.organiser.name = Some("Hana Host".into());
+        p.description = Some("Bring the numbers.".into());
+        let r = templates.render_proposal_invitation(&p, Some("Ana Ruiz"), LINK).unwrap();
+        assert_eq!(r.subject, "Hana Host invites you: Quarterly planning");
+        let text = &r.text;
+        assert!(
+            text.starts_with("Hello Ana Ruiz,\n\nHana Host invites you to find a time for: Quarterly planning"),
+            "{text}"
+        );
+        assert!(text.contains("Pick a time that works for you, or suggest others."), "{text}");
+        assert!(text.contains("Bring the numbers."), "{text}");
+        let first = "- Friday, May 1, 2026, 1:00 – 1:30 PM UTC\n";
+        let second = "- Monday, May 4, 2026, 3:00 – 3:30 PM UTC\n";
+        let (a, b) = (text.find(first), text.find(second));
+        assert!(a.is_some() && b.is_some() && a < b, "{text}");
+        assert!(text.contains(&format!("Respond here: {LINK}\n")), "{text}");
+        assert!(text.contains("Please respond by Friday, May 8 at 12:00 PM UTC."), "{text}");
+        assert!(!text.contains("Vote"), "{text}");
+
+        let html = &r.html;
+        assert!(html.contains("<li style=\"padding:2px 0;\">Friday, May 1, 2026, 1:00 – 1:30 PM UTC</li>"), "{html}");
+        assert!(html.contains("Monday, May 4, 2026, 3:00 – 3:30 PM UTC"), "{html}");
+        assert!(
+            html.contains(
+                "href=\"https:&#x2f;&#x2f;kairos.example.com&#x2f;p&#x2f;prop_1&#x2f;respond?token=abc&amp;x=1\""
+            ),
+            "{html}"
+        );
+        assert!(html.contains("Friday, May 8 at 12:00 PM UTC"), "{html}");
+    }
+
+    #[test]
+    fn a_poll_invitation_asks_for_votes_and_names_the_organiser_by_address_without_a_name() {
+        let templates = EmailTemplates::builtin().unwrap();
+        let r = templates.render_proposal_invitation(&proposal(ProposalMode::Poll, "Offsite"), None, LINK).unwrap();
+        assert_eq!(r.subject, "hana@example.com invites you: Offsite");
+        assert!(r.text.starts_with("Hello,\n"), "{}", r.text);
+        assert!(r.text.contains("Vote for the times that work for you."), "{}", r.text);
+        assert!(r.text.contains(&format!("Vote here: {LINK}")), "{}", r.text);
+        assert!(!r.text.contains("suggest others"), "{}", r.text);
+        assert!(r.html.contains("Vote for the times that work for you."), "{}", r.html);
+    }
+
+    #[test]
+    fn a_proposal_invitation_escapes_the_title_in_html_only() {
+        let templates = EmailTemplates::builtin().unwrap();
+        let mut p = proposal(ProposalMode::Consensus, "<script>alert(1)</script> & \"more\"");
+        p.organiser.name = Some("Tom & Jerry".into());
+        let r = templates.render_proposal_invitation(&p, Some("<b>Ana</b>"), LINK).unwrap();
+        assert!(!r.html.contains("<script>") && !r.html.contains("<b>Ana"), "{}", r.html);
+        assert!(
+            r.html.contains("<strong>&lt;script&gt;alert(1)&lt;&#x2f;script&gt; &amp; &quot;more&quot;</strong>"),
+            "{}",
+            r.html
+        );
+        assert!(r.html.contains("<title>&lt;script&gt;"), "{}", r.html);
+        assert!(r.html.contains("Tom &amp; Jerry invites you"), "{}", r.html);
+        assert!(r.html.contains("Hello &lt;b&gt;Ana&lt;&#x2f;b&gt;,"), "{}", r.html);
+        assert_eq!(r.subject, "Tom & Jerry invites you: <script>alert(1)</script> & \"more\"");
+        assert!(r.text.contains("find a time for: <script>alert(1)</script> & \"more\""), "{}", r.text);
+    }
+
+    #[test]
+    fn a_proposal_invitation_override_is_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("proposal_invitation.subject.txt"), "Please answer: {{ title }}\n").unwrap();
+        let templates = EmailTemplates::load(Some(dir.path())).unwrap();
+        let r = templates.render_proposal_invitation(&proposal(ProposalMode::Poll, "Offsite"), None, LINK).unwrap();
+        assert_eq!(r.subject, "Please answer: Offsite");
+
+        std::fs::write(dir.path().join("proposal_invitation.txt"), "{{ response_link }}").unwrap();
+        let error = EmailTemplates::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(error.contains("proposal_invitation.txt"), "{error}");
     }
 
     #[test]

@@ -15,12 +15,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// The templates, by name.
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 6] = [
     ("layout.html", include_str!("../../../templates/pages/layout.html")),
     ("link.html", include_str!("../../../templates/pages/link.html")),
     ("book.html", include_str!("../../../templates/pages/book.html")),
     ("booked.html", include_str!("../../../templates/pages/booked.html")),
     ("message.html", include_str!("../../../templates/pages/message.html")),
+    ("respond.html", include_str!("../../../templates/pages/respond.html")),
 ];
 
 /// On the week page, when its address names no zone: reload it with the browser's own
