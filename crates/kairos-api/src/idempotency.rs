@@ -4,7 +4,9 @@
 //! different body is a 422. Concurrent repeats wait for the first to finish.
 //!
 //! Only outcomes of executing the request are kept (2xx and 409 conflicts); validation
-//! failures and server errors release the key so that a corrected retry can use it.
+//! failures and server errors release the key so that a corrected retry can use it. A
+//! response that carries credentials (a new proposal's response links) is marked
+//! [`SealReplay`] by its handler and kept sealed with the keyring, never in the clear.
 
 use std::time::Duration;
 
@@ -21,6 +23,19 @@ use crate::error::ApiError;
 use crate::extract::BODY_LIMIT;
 
 const HEADER: &str = "idempotency-key";
+/// What a sealed stored body starts with (a plain one is JSON, so never does).
+const SEALED: &str = "sealed:";
+/// The keyring purpose of sealed replay bodies.
+const PURPOSE: &str = "idempotency_keys.body";
+
+/// A response extension: this response holds secrets, so its replay copy is sealed.
+#[derive(Debug, Clone, Copy)]
+pub struct SealReplay;
+
+/// The row a sealed body belongs to: it opens for this tenant and key only.
+fn sealed_row(t: &Tenant, key: &str) -> String {
+    format!("{}:{}:{key}", t.account_id, t.mode.as_str())
+}
 /// How long a repeat waits for the first request with its key to finish.
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -62,7 +77,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let token = loop {
         match state.store.claim_idempotency_key(&tenant, &key, &fingerprint, state.clock.now()).await? {
             IdempotencyClaim::Claimed(token) => break token,
-            IdempotencyClaim::Completed(stored) => return Ok(replay(stored)),
+            IdempotencyClaim::Completed(stored) => return replay(&state, &tenant, &key, stored),
             IdempotencyClaim::Mismatch => {
                 return Err(ApiError::idempotency(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -94,9 +109,16 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             state.store.release_idempotency_key(&tenant, &key, &token).await?;
             return Ok(response);
         }
+        let sealed = response.extensions().get::<SealReplay>().is_some();
         let (mut parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(ApiError::internal)?;
-        let stored = StoredResponse { status: status.as_u16(), body: String::from_utf8_lossy(&bytes).into_owned() };
+        let text = if sealed {
+            let keyring = &state.sync.providers.providers().keyring;
+            format!("{SEALED}{}", keyring.seal(PURPOSE, &sealed_row(&tenant, &key), &bytes))
+        } else {
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        let stored = StoredResponse { status: status.as_u16(), body: text };
         if !state.store.complete_idempotency_key(&tenant, &key, &token, &stored).await? {
             tracing::warn!(key = %key, "an idempotency claim was taken over before its request finished");
         }
@@ -106,11 +128,19 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     finished.await.map_err(ApiError::internal)?
 }
 
-fn replay(stored: StoredResponse) -> Response {
+fn replay(state: &AppState, t: &Tenant, key: &str, stored: StoredResponse) -> Result<Response, ApiError> {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-    let mut response = (status, stored.body).into_response();
+    let body = match stored.body.strip_prefix(SEALED) {
+        Some(sealed) => {
+            let keyring = &state.sync.providers.providers().keyring;
+            let bytes = keyring.open(PURPOSE, &sealed_row(t, key), sealed).map_err(ApiError::internal)?;
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        None => stored.body,
+    };
+    let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    response
+    Ok(response)
 }

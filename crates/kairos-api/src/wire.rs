@@ -153,6 +153,16 @@ pub fn text(param: &str, value: Option<String>, max: usize) -> Result<Option<Str
     }
 }
 
+/// Like [`text`], for a single line that goes into email subjects and headers too: control
+/// characters (line breaks included) are refused.
+pub fn line(param: &str, value: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+    let value = text(param, value, max)?;
+    if value.as_deref().is_some_and(|v| v.chars().any(char::is_control)) {
+        return Err(ApiError::invalid(param, format!("`{param}` must be one line without control characters.")));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

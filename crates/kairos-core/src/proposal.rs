@@ -170,6 +170,10 @@ pub struct OpenVote {
     pub name: String,
     pub slot_ids: Vec<String>,
     pub voted_at: Timestamp,
+    /// The SHA-256 of the voter's key: changing this vote needs the key.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub key_hash: String,
 }
 
 /// Who organises a proposal: a Kairos user.
@@ -302,8 +306,9 @@ fn invalid(param: impl Into<String>, message: impl Into<String>) -> Invalid {
 pub enum Responder {
     /// The named participant at this index (their personal link).
     Participant(usize),
-    /// Someone voting through an open poll's link, under this name.
-    OpenVoter(String),
+    /// Someone voting through an open poll's link, under this name, with the SHA-256 of the
+    /// voter key that lets them (and only them) change that vote later.
+    OpenVoter { name: String, key_hash: String },
 }
 
 /// Something that happens to a proposal.
@@ -420,6 +425,8 @@ pub enum Refusal {
     NotExpired,
     #[error("that link cannot vote in this poll")]
     NotAVoter,
+    #[error("someone already voted as {0}")]
+    NameTaken(String),
 }
 
 impl Refusal {
@@ -435,6 +442,7 @@ impl Refusal {
             Self::NoVotes => "no_votes",
             Self::NotExpired => "not_expired",
             Self::NotAVoter => "not_a_voter",
+            Self::NameTaken(_) => "name_taken",
         }
     }
 
@@ -449,6 +457,7 @@ impl Refusal {
             Self::UnknownSlot(_) => Some("slot_id"),
             Self::Invalid { param, .. } => Some(param),
             Self::SlotPassed(_) => Some("slot_id"),
+            Self::NameTaken(_) => Some("name"),
             _ => None,
         }
     }
@@ -480,6 +489,9 @@ impl Refusal {
             }
             Self::NotExpired => "The proposal has not reached its expires_at yet.".to_string(),
             Self::NotAVoter => "This link cannot vote in this poll.".to_string(),
+            Self::NameTaken(name) => format!(
+                "Someone already voted as {name}. To change that vote send the voter_key it was given; otherwise vote under another name."
+            ),
         }
     }
 }
@@ -566,7 +578,13 @@ impl Proposal {
             }
             slots.push(ProposalSlot { id, start: interval.start(), end: interval.end(), proposed_by: None });
         }
-        let last_start = slots.iter().map(|s| s.start).max().unwrap_or(now);
+        // A consensus can still agree on a later slot once an earlier one has passed; a poll
+        // is decided before its first slot starts, so that every slot can still win.
+        let last_start = match new.mode {
+            ProposalMode::Consensus => slots.iter().map(|s| s.start).max(),
+            ProposalMode::Poll => slots.iter().map(|s| s.start).min(),
+        }
+        .unwrap_or(now);
         let expires_at = match new.expires_at {
             Some(at) if at <= now => return Err(invalid("expires_at", "expires_at must be in the future.")),
             Some(at) if at > now + MAX_LIFETIME => {
@@ -661,9 +679,8 @@ impl Proposal {
                 if now < self.expires_at {
                     return Err(Refusal::NotExpired);
                 }
-                if self.mode == ProposalMode::Poll && self.ballots() > 0 {
-                    self.resolve();
-                    return Ok(Transition::event(ProposalEvent::Resolved));
+                if self.mode == ProposalMode::Poll {
+                    return Ok(Transition::event(self.resolve(now)));
                 }
                 self.status = ProposalStatus::Expired;
                 Ok(Transition::event(ProposalEvent::Expired))
@@ -672,11 +689,10 @@ impl Proposal {
                 if self.mode != ProposalMode::Poll {
                     return Err(Refusal::WrongMode { action: "close", mode: self.mode.as_str() });
                 }
-                if self.ballots() == 0 {
+                if self.tally(now).is_none() {
                     return Err(Refusal::NoVotes);
                 }
-                self.resolve();
-                Ok(Transition::event(ProposalEvent::Resolved))
+                Ok(Transition::event(self.resolve(now)))
             }
             (ProposalStatus::Open, action) => {
                 if now >= self.expires_at {
@@ -763,11 +779,15 @@ impl Proposal {
             (ProposalMode::Poll, Action::Vote { by, slot_ids }) => {
                 let mut chosen: Vec<String> = Vec::with_capacity(slot_ids.len());
                 for (i, id) in slot_ids.into_iter().enumerate() {
-                    if self.slot(&id).is_none() {
-                        return Err(Refusal::Invalid {
-                            param: format!("slot_ids[{i}]"),
-                            message: format!("No slot `{id}` on this poll; use ids from the poll's `slots`."),
-                        });
+                    match self.slot(&id) {
+                        None => {
+                            return Err(Refusal::Invalid {
+                                param: format!("slot_ids[{i}]"),
+                                message: format!("No slot `{id}` on this poll; use ids from the poll's `slots`."),
+                            });
+                        }
+                        Some(slot) if slot.start <= now => return Err(Refusal::SlotPassed(id)),
+                        Some(_) => {}
                     }
                     if !chosen.contains(&id) {
                         chosen.push(id);
@@ -780,7 +800,7 @@ impl Proposal {
                         who.slot_ids = chosen;
                         who.responded_at = Some(now);
                     }
-                    Responder::OpenVoter(name) => {
+                    Responder::OpenVoter { name, key_hash } => {
                         if self.poll_variant != Some(PollVariant::Open) {
                             return Err(Refusal::NotAVoter);
                         }
@@ -790,6 +810,10 @@ impl Proposal {
                         }
                         let key = name.to_lowercase();
                         match self.open_votes.iter().position(|v| v.name.to_lowercase() == key) {
+                            // Only whoever cast a vote can change it.
+                            Some(i) if self.open_votes[i].key_hash != key_hash => {
+                                return Err(Refusal::NameTaken(self.open_votes[i].name.clone()));
+                            }
                             Some(i) => {
                                 self.open_votes[i].slot_ids = chosen;
                                 self.open_votes[i].voted_at = now;
@@ -797,15 +821,14 @@ impl Proposal {
                             None if self.open_votes.len() >= MAX_OPEN_VOTERS => {
                                 return Err(refuse_invalid("name", "This poll has taken all the votes it can."));
                             }
-                            None => self.open_votes.push(OpenVote { name, slot_ids: chosen, voted_at: now }),
+                            None => self.open_votes.push(OpenVote { name, slot_ids: chosen, voted_at: now, key_hash }),
                         }
                     }
                 }
                 let everyone_voted = self.poll_variant == Some(PollVariant::Named)
                     && self.participants.iter().all(|p| p.status == ResponseStatus::Voted);
                 if everyone_voted {
-                    self.resolve();
-                    return Ok(Transition::event(ProposalEvent::Resolved));
+                    return Ok(Transition::event(self.resolve(now)));
                 }
                 Ok(Transition::default())
             }
@@ -842,15 +865,29 @@ impl Proposal {
         self.participants.iter().filter(|p| p.status == ResponseStatus::Voted).count() + self.open_votes.len()
     }
 
-    fn resolve(&mut self) {
+    /// The poll's outcome at `now`, over the slots that have not started; `None` when no
+    /// such slot has a vote.
+    fn tally(&self, now: Timestamp) -> Option<Tally> {
         let ballots = self
             .participants
             .iter()
             .filter(|p| p.status == ResponseStatus::Voted)
             .map(|p| p.slot_ids.as_slice())
             .chain(self.open_votes.iter().map(|v| v.slot_ids.as_slice()));
-        self.result = tally(&self.slots, ballots);
-        self.status = ProposalStatus::Resolved;
+        let upcoming: Vec<ProposalSlot> = self.slots.iter().filter(|s| s.start > now).cloned().collect();
+        tally(&upcoming, ballots)
+    }
+
+    /// Ends a poll: resolved to the winner, or expired when no upcoming slot has a vote.
+    fn resolve(&mut self, now: Timestamp) -> ProposalEvent {
+        self.result = self.tally(now);
+        if self.result.is_some() {
+            self.status = ProposalStatus::Resolved;
+            ProposalEvent::Resolved
+        } else {
+            self.status = ProposalStatus::Expired;
+            ProposalEvent::Expired
+        }
     }
 
     /// The `data` of this proposal's webhook event.
@@ -917,7 +954,7 @@ fn check_slot(param: &str, interval: Interval, length: SignedDuration, now: Time
 }
 
 /// Counts `ballots` (each the slot ids one voter chose) over `slots`: the most votes wins,
-/// ties go to the earliest start (then the first offered). `None` without slots.
+/// ties go to the earliest start (then the first offered). `None` when no slot has a vote.
 pub fn tally<'a>(slots: &[ProposalSlot], ballots: impl IntoIterator<Item = &'a [String]>) -> Option<Tally> {
     let mut counts = vec![0u32; slots.len()];
     let mut total = 0u32;
@@ -929,7 +966,7 @@ pub fn tally<'a>(slots: &[ProposalSlot], ballots: impl IntoIterator<Item = &'a [
             }
         }
     }
-    let best = counts.iter().copied().max()?;
+    let best = counts.iter().copied().max().filter(|&best| best > 0)?;
     let tie_count = counts.iter().filter(|&&c| c == best).count() as u32;
     let (winner, _) = slots
         .iter()

@@ -223,6 +223,8 @@ async fn act_on(
                 .ok_or_else(|| StoreError::Backend(format!("agreed slot {slot_id} is not on proposal {id}")))?;
             match crate::bookings::create_on(c, t, &new, now).await {
                 Ok(booking) => p.booked(booking.id),
+                // The database failing is not a scheduling conflict: nothing to report on it.
+                Err(BookingError::Store(e)) => return Err(e.into()),
                 Err(error) => return Err(ProposalError::Booking { slot_id, error }),
             }
         }
@@ -284,6 +286,10 @@ async fn record_conflict(
 ) -> StoreResult<()> {
     let mut tx = db.begin().await.map_err(error)?;
     let Some(mut p) = get_on(&mut tx, t, id, true).await? else { return Ok(()) };
+    // Answered, cancelled or expired meanwhile: the report would be stale.
+    if p.status != ProposalStatus::Open {
+        return Ok(());
+    }
     p.conflicted(slot_id, code, message, now);
     save(&mut tx, t, &p).await?;
     tx.commit().await.map_err(error)?;
@@ -307,8 +313,14 @@ pub(crate) async fn expire(db: &PgPool, now: Timestamp, limit: usize) -> StoreRe
     .map_err(error)?;
     let mut done = Vec::with_capacity(due.len());
     for (account_id, mode, document) in due {
-        let t = tenant_of(account_id, &mode)?;
-        let mut p = parse(&document)?;
+        // One unreadable row must not stop the sweep for everyone else.
+        let (t, mut p) = match tenant_of(account_id, &mode).and_then(|t| Ok((t, parse(&document)?))) {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::error!(error = %e, "an expired proposal could not be read; skipped");
+                continue;
+            }
+        };
         // Expiring has no effect to carry out; a refusal means it was not due after all.
         let Ok(transition) = p.apply(Action::Expire, now) else { continue };
         save(&mut tx, &t, &p).await?;

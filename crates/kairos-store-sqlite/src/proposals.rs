@@ -178,6 +178,8 @@ pub(crate) fn act(
                     p.booked(booking.id);
                     stale = keys;
                 }
+                // The database failing is not a scheduling conflict: nothing to report on it.
+                Err(BookingError::Store(e)) => return Err(e.into()),
                 Err(error) => return Err(ProposalError::Booking { slot_id, error }),
             }
         }
@@ -210,6 +212,10 @@ pub(crate) fn record_conflict(
     now: Timestamp,
 ) -> StoreResult<()> {
     let Some(mut p) = get(c, t, id)? else { return Ok(()) };
+    // Answered, cancelled or expired meanwhile: the report would be stale.
+    if p.status != ProposalStatus::Open {
+        return Ok(());
+    }
     p.conflicted(slot_id, code, message, now);
     save(c, t, &p)
 }
@@ -234,7 +240,10 @@ pub(crate) fn expire(c: &Connection, now: Timestamp, limit: usize) -> StoreResul
                 stale.extend(keys);
                 done.push((t, p));
             }
-            Err(ProposalError::Store(e)) => return Err(e),
+            // One unreadable row must not stop the sweep for everyone else.
+            Err(ProposalError::Store(e)) => {
+                tracing::error!(proposal = %id, error = %e, "an expired proposal could not be swept; skipped")
+            }
             // Expiring books nothing, so only a refusal can remain: it was not due after all.
             Err(_) => {}
         }

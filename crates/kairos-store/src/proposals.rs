@@ -50,6 +50,7 @@ pub fn conflict_text(e: &BookingError) -> (&'static str, String) {
             "A participant's Kairos user no longer exists, so the time cannot be booked.".to_string(),
         ),
         BookingError::Cancelled => ("booking_cancelled", "The booking was cancelled.".to_string()),
+        // Stores report their own failures as such, never as a conflict; kept for totality.
         BookingError::Store(_) => ("booking_failed", "The booking could not be written.".to_string()),
     }
 }

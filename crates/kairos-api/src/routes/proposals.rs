@@ -5,9 +5,9 @@
 //! organiser closes polls and cancels here. Every change goes through the core's state machine
 //! inside one store transaction (`Store::act_on_proposal`).
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
 use kairos_core::Interval;
@@ -24,6 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody, booking_error};
 use crate::extract::{ApiJson, ApiQuery, Auth};
+use crate::idempotency::SealReplay;
 use crate::wire::{self, Pagination, Time};
 
 /// How far ahead Kairos looks when it picks the slots itself.
@@ -205,9 +206,9 @@ pub async fn create(
     State(state): State<AppState>,
     Auth(t): Auth,
     ApiJson(body): ApiJson<CreateProposal>,
-) -> Result<(StatusCode, Json<Proposal>), ApiError> {
+) -> Result<(StatusCode, Extension<SealReplay>, Json<Proposal>), ApiError> {
     let now = state.clock.now();
-    let title = wire::text("title", body.title, 200)?
+    let title = wire::line("title", body.title, 200)?
         .ok_or_else(|| ApiError::missing("title", "`title` is required: what is the meeting about?"))?;
     let description = wire::text("description", body.description, 5000)?;
     let duration_minutes = body
@@ -225,8 +226,10 @@ pub async fn create(
         .and_then(|o| wire::user_ref("organiser", o))?;
     let given = body.participants.unwrap_or_default();
     let mut emails = Vec::with_capacity(given.len());
+    let mut names = Vec::with_capacity(given.len());
     for (i, p) in given.iter().enumerate() {
         emails.push(wire::email(&format!("participants[{i}].email"), &p.email)?);
+        names.push(wire::line(&format!("participants[{i}].name"), p.name.clone(), 200)?);
     }
     let mut refs = vec![organiser_ref];
     refs.extend(emails.iter().map(|e| UserRef::Email(e.clone())));
@@ -239,11 +242,11 @@ pub async fn create(
     })?;
     let participants: Vec<Invitee> = given
         .into_iter()
-        .zip(emails)
+        .zip(emails.into_iter().zip(names))
         .zip(users)
-        .map(|((p, email), user)| Invitee {
+        .map(|((p, (email, name)), user)| Invitee {
             email,
-            name: p.name.or_else(|| user.as_ref().and_then(|u| u.name.clone())),
+            name: name.or_else(|| user.as_ref().and_then(|u| u.name.clone())),
             required: p.required.unwrap_or(true),
             user_id: user.map(|u| u.id),
         })
@@ -314,7 +317,8 @@ pub async fn create(
         r.response_url = Some(url);
     }
     proposal.vote_url = vote_token.map(|token| response_url(&state, &token));
-    Ok((StatusCode::CREATED, Json(proposal)))
+    // The links are credentials: an idempotent replay copy of this response is kept sealed.
+    Ok((StatusCode::CREATED, Extension(SealReplay), Json(proposal)))
 }
 
 #[utoipa::path(get, path = "/v1/proposals", tag = super::PROPOSALS, params(ProposalsQuery),

@@ -63,8 +63,13 @@ fn vote(by: usize, slots: &[&str]) -> Action {
     Action::Vote { by: Responder::Participant(by), slot_ids: slots.iter().map(|s| s.to_string()).collect() }
 }
 
+/// An open vote under `name`, by the voter who holds that name's key.
 fn open_vote(name: &str, slots: &[&str]) -> Action {
-    Action::Vote { by: Responder::OpenVoter(name.into()), slot_ids: slots.iter().map(|s| s.to_string()).collect() }
+    let key_hash = format!("key-{}", name.trim().to_lowercase());
+    Action::Vote {
+        by: Responder::OpenVoter { name: name.into(), key_hash },
+        slot_ids: slots.iter().map(|s| s.to_string()).collect(),
+    }
 }
 
 // ---- creation ----------------------------------------------------------------------------
@@ -393,6 +398,11 @@ fn an_open_poll_takes_votes_by_name_until_closed() {
     p.apply(open_vote("Amy", &["slot_1", "slot_3"]), now()).unwrap();
     p.apply(open_vote(" zed ", &["slot_1"]), now()).unwrap(); // the same voter, changing
     assert_eq!(p.open_votes.len(), 2);
+    let impostor = Action::Vote {
+        by: Responder::OpenVoter { name: "ZED".into(), key_hash: "someone-else".into() },
+        slot_ids: vec!["slot_2".into()],
+    };
+    assert_eq!(p.apply(impostor, now()).unwrap_err().code(), "name_taken", "only Zed changes Zed's vote");
     assert_eq!(p.apply(open_vote(" ", &["slot_1"]), now()).unwrap_err().param(), Some("name"));
     assert_eq!(p.apply(open_vote("Al", &["nope"]), now()).unwrap_err().param(), Some("slot_ids[0]"));
     // Every named participant voting does not end an open poll.
@@ -447,9 +457,12 @@ proptest! {
                 ids
             })
             .collect();
-        let t = tally(&slots, ballots.iter().map(Vec::as_slice)).unwrap();
         let count = |id: &str| ballots.iter().filter(|b| b.iter().any(|s| s == id)).count() as u32;
         let max = slots.iter().map(|s| count(&s.id)).max().unwrap();
+        let Some(t) = tally(&slots, ballots.iter().map(Vec::as_slice)) else {
+            prop_assert_eq!(max, 0, "no winner only when no slot has a vote");
+            return Ok(());
+        };
         prop_assert_eq!(t.vote_count, max);
         prop_assert_eq!(t.vote_count, count(&t.winning_slot.id));
         prop_assert_eq!(t.total_votes, ballots.len() as u32);
@@ -483,11 +496,14 @@ proptest! {
             p.apply(open_vote("Sam", &chosen), now()).unwrap();
         }
         prop_assert_eq!(p.ballots(), 1);
-        p.apply(Action::Close, now()).unwrap();
         let last: Vec<&str> = changes.last().unwrap().iter().map(|i| ids[*i]).collect();
-        let r = p.result.unwrap();
-        prop_assert_eq!(r.total_votes, 1);
-        prop_assert_eq!(r.vote_count, u32::from(!last.is_empty()));
+        if last.is_empty() {
+            prop_assert_eq!(p.apply(Action::Close, now()).unwrap_err(), Refusal::NoVotes);
+        } else {
+            p.apply(Action::Close, now()).unwrap();
+            let r = p.result.unwrap();
+            prop_assert_eq!((r.total_votes, r.vote_count), (1, 1));
+        }
     }
 
     /// Whatever the sequence of actions, a refused one changes nothing and the invariants hold:
@@ -507,7 +523,10 @@ proptest! {
                 1 => Action::Reject { by: who.min(2), reason: None },
                 2 => Action::Counter { by: who.min(2), slots: vec![(format!("c{minutes}"), iv("2027-03-06T10:00:00Z", 30))] },
                 3 => Action::Vote { by: Responder::Participant(who.min(2)), slot_ids: vec![slot_id] },
-                4 => Action::Vote { by: Responder::OpenVoter(format!("v{who}")), slot_ids: vec![slot_id] },
+                4 => Action::Vote {
+                    by: Responder::OpenVoter { name: format!("v{who}"), key_hash: format!("k{who}") },
+                    slot_ids: vec![slot_id],
+                },
                 5 => Action::Close,
                 6 => Action::Cancel { reason: None },
                 _ => Action::Expire,
@@ -534,4 +553,27 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_poll_without_a_vote_for_any_upcoming_slot_expires_instead_of_resolving() {
+    // Everyone votes "none of these": nothing to resolve to.
+    let mut p = poll(PollVariant::Named);
+    for i in 0..3 {
+        p.apply(vote(i, &[]), now()).unwrap();
+    }
+    assert_eq!((p.status, p.result.clone()), (ProposalStatus::Expired, None));
+    // Votes only for a slot that has since started do not win either.
+    let mut open = new(ProposalMode::Poll, Some(PollVariant::Open));
+    open.expires_at = Some(at("2027-03-03T00:00:00Z"));
+    let mut p = Proposal::new(open, now()).unwrap();
+    p.apply(open_vote("Amy", &["slot_2"]), now()).unwrap();
+    let later = at("2027-03-02T15:00:00Z");
+    assert_eq!(p.apply(open_vote("Bo", &["slot_2"]), later).unwrap_err().code(), "slot_passed");
+    assert_eq!(p.apply(Action::Close, later).unwrap_err(), Refusal::NoVotes);
+    p.apply(open_vote("Bo", &["slot_3"]), later).unwrap();
+    p.apply(Action::Close, later).unwrap();
+    assert_eq!(p.result.unwrap().winning_slot.id, "slot_3", "slot_2 had more votes but has started");
+    // A poll expires by default when its first slot starts.
+    assert_eq!(poll(PollVariant::Named).expires_at, at("2027-03-02T15:00:00Z"));
 }

@@ -99,6 +99,17 @@ async fn consensus_counters_then_books_when_every_required_participant_agrees() 
     assert_eq!(countered.status, 200, "{}", countered.body);
     assert_eq!(countered.body["status"], "open");
     let offered = slot_id(&countered.body, later);
+    let seen_by_ann = respond(&app, &ann, json!({"action": "accept", "slot_id": slot_id(&p, A)})).await;
+    assert!(
+        !seen_by_ann.body.to_string().contains("ben@example.com"),
+        "who countered stays private: {}",
+        seen_by_ann.body
+    );
+    let bad_time =
+        respond(&app, &ben, json!({"action": "counter", "slots": [{"start": "tomorrow", "end": later}]})).await;
+    assert_error(&bad_time, 422, "parameter_invalid", Some("slots[0].start"));
+    let long = respond(&app, &ben, json!({"action": "reject", "reason": "x".repeat(501)})).await;
+    assert_error(&long, 422, "parameter_invalid", Some("reason"));
     let agreed = respond(&app, &ann, json!({"action": "accept", "slot_id": offered})).await;
     assert_eq!(agreed.status, 200, "{}", agreed.body);
     assert_eq!(agreed.body["status"], "accepted");
@@ -310,8 +321,13 @@ async fn an_open_poll_takes_votes_by_name_and_ties_go_to_the_earliest_when_close
     );
     respond(&app, &vote, json!({"action": "vote", "slot_ids": [c], "name": "Mia"})).await;
     respond(&app, &vote, json!({"action": "vote", "slot_ids": [a], "name": "Leo"})).await;
-    respond(&app, &vote, json!({"action": "vote", "slot_ids": [a, c], "name": "Sam"})).await;
-    let changed = respond(&app, &vote, json!({"action": "vote", "slot_ids": [c], "name": "sam"})).await;
+    let sam = respond(&app, &vote, json!({"action": "vote", "slot_ids": [a, c], "name": "Sam"})).await;
+    let sam_key = sam.body["voter_key"].as_str().expect("a voter key for Sam").to_string();
+    // Only Sam can change Sam's vote.
+    let impostor = respond(&app, &vote, json!({"action": "vote", "slot_ids": [a], "name": "SAM"})).await;
+    assert_error(&impostor, 409, "name_taken", Some("name"));
+    let changed =
+        respond(&app, &vote, json!({"action": "vote", "slot_ids": [c], "name": "sam", "voter_key": sam_key})).await;
     assert_eq!(changed.status, 200, "{}", changed.body);
     assert_eq!(changed.body["status"], "open");
     let closed = app.post(&format!("/v1/proposals/{id}/close"), json!({})).await;
@@ -539,4 +555,38 @@ async fn each_participant_is_emailed_their_own_working_link() {
         rows.len() == 2 && rows.iter().all(|e| e.status == "sent" && e.link_sealed.is_none())
     })
     .await;
+}
+
+#[tokio::test]
+async fn response_links_are_not_kept_in_the_clear_even_for_idempotent_replays() {
+    let app = TestApp::start().await;
+    three_people(&app).await;
+    let body = json!({"title": "Keyed", "duration_minutes": 30, "organiser": "org@example.com",
+        "participants": [{"email": "ann@example.com"}], "slots": slots(&[A]), "mode": "poll", "poll_variant": "open"})
+    .to_string();
+    let headers = [("Idempotency-Key", "proposal-1")];
+    let first = app.send(Method::POST, "/v1/proposals", Some(&app.key), Some(&body), &headers).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let replay = app.send(Method::POST, "/v1/proposals", Some(&app.key), Some(&body), &headers).await;
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(replay.body, first.body, "the replay is the first response, links included");
+    // Nothing stored holds a link's token: not the idempotency row, not the events, not the proposal.
+    let tokens: Vec<String> = [&first.body["participants"][0]["response_url"], &first.body["vote_url"]]
+        .iter()
+        .map(|u| path_of(u).trim_start_matches("/p/").to_string())
+        .collect();
+    if !on_postgres() {
+        let db = rusqlite::Connection::open(&app.db_path).unwrap();
+        let dump: Vec<String> = db
+            .prepare("SELECT body FROM idempotency_keys UNION ALL SELECT payload FROM outbox_events UNION ALL SELECT document FROM proposals")
+            .unwrap()
+            .query_map([], |r| r.get::<_, Option<String>>(0))
+            .unwrap()
+            .filter_map(|r| r.unwrap())
+            .collect();
+        assert!(dump.len() >= 3);
+        for token in &tokens {
+            assert!(dump.iter().all(|row| !row.contains(token.as_str())), "a token at rest");
+        }
+    }
 }

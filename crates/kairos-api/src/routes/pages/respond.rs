@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use kairos_core::describe::describe;
 use kairos_core::proposal::{
-    Action, PollVariant, Proposal, ProposalMode, ProposalSlot, ProposalStatus, Responder, ResponseStatus, Tally,
+    self, Action, PollVariant, Proposal, ProposalMode, ProposalStatus, Responder, ResponseStatus, Tally,
 };
 use kairos_core::{Interval, Zone};
 use kairos_store::{Tenant, TokenHolder, ids, keys};
@@ -25,17 +25,18 @@ use super::view;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::public;
-use crate::routes::proposals::proposal_error;
-use crate::wire::Time;
+use crate::routes::proposals::{new_token, proposal_error};
+use crate::wire;
 
 /// The largest response body read.
 const BODY_LIMIT: usize = 64 * 1024;
 
+/// A countered slot, its times as given (read here so that a bad one is a 422 naming it).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JsonSlot {
-    start: Time,
-    end: Time,
+    start: String,
+    end: String,
 }
 
 /// A program's response.
@@ -48,6 +49,16 @@ struct ResponseIn {
     slots: Option<Vec<JsonSlot>>,
     name: Option<String>,
     reason: Option<String>,
+    /// An open poll: the key a vote under `name` was given, to change that vote.
+    voter_key: Option<String>,
+}
+
+/// A slot as a link shows it: when, not who offered it.
+#[derive(Debug, Serialize)]
+struct PublicSlot {
+    id: String,
+    start: Timestamp,
+    end: Timestamp,
 }
 
 /// What a response link shows of its proposal.
@@ -64,7 +75,7 @@ struct PublicProposal {
     poll_variant: Option<PollVariant>,
     status: ProposalStatus,
     expires_at: Timestamp,
-    slots: Vec<ProposalSlot>,
+    slots: Vec<PublicSlot>,
     #[serde(skip_serializing_if = "Option::is_none")]
     accepted_slot_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,6 +83,9 @@ struct PublicProposal {
     /// The responder's own answer (personal links only).
     #[serde(skip_serializing_if = "Option::is_none")]
     you: Option<You>,
+    /// An open poll's vote: keep it to change the vote later (send it as `voter_key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    voter_key: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -106,10 +120,11 @@ fn public_view(p: Proposal, holder: TokenHolder) -> PublicProposal {
         poll_variant: p.poll_variant,
         status: p.status,
         expires_at: p.expires_at,
-        slots: p.slots,
+        slots: p.slots.into_iter().map(|s| PublicSlot { id: s.id, start: s.start, end: s.end }).collect(),
         accepted_slot_id: p.accepted_slot_id,
         result: p.result,
         you,
+        voter_key: None,
     }
 }
 
@@ -125,15 +140,16 @@ fn link_not_found() -> ApiError {
     ApiError::not_found("proposal response link", "this link")
 }
 
-/// Turns a response into the state machine's action for whoever holds the link.
-fn action(holder: TokenHolder, body: ResponseIn) -> Result<Action, ApiError> {
+/// Turns a response into the state machine's action for whoever holds the link. An open
+/// poll's vote also yields the voter key in effect (the one given, or a new one).
+fn action(holder: TokenHolder, body: ResponseIn) -> Result<(Action, Option<String>), ApiError> {
     let by = match (holder, body.action.as_str()) {
         (TokenHolder::OpenPoll, "vote") => {
-            let name = body.name.unwrap_or_default();
-            if name.trim().is_empty() {
-                return Err(ApiError::missing("name", "Give your `name` with a vote on an open poll."));
-            }
-            return Ok(Action::Vote { by: Responder::OpenVoter(name), slot_ids: body.slot_ids.unwrap_or_default() });
+            let name = wire::line("name", body.name, proposal::MAX_NAME_CHARS)?
+                .ok_or_else(|| ApiError::missing("name", "Give your `name` with a vote on an open poll."))?;
+            let voter_key = body.voter_key.filter(|k| !k.trim().is_empty()).unwrap_or_else(new_token);
+            let by = Responder::OpenVoter { name, key_hash: keys::hash(&voter_key) };
+            return Ok((Action::Vote { by, slot_ids: body.slot_ids.unwrap_or_default() }, Some(voter_key)));
         }
         (TokenHolder::OpenPoll, _) => {
             return Err(ApiError::invalid(
@@ -143,14 +159,14 @@ fn action(holder: TokenHolder, body: ResponseIn) -> Result<Action, ApiError> {
         }
         (TokenHolder::Participant(by), _) => by,
     };
-    match body.action.as_str() {
+    let action = match body.action.as_str() {
         "accept" => {
             let slot_id = body
                 .slot_id
                 .ok_or_else(|| ApiError::missing("slot_id", "Say which slot you accept: give `slot_id`."))?;
-            Ok(Action::Accept { by, slot_id })
+            Action::Accept { by, slot_id }
         }
-        "reject" => Ok(Action::Reject { by, reason: body.reason.map(|r| r.chars().take(500).collect()) }),
+        "reject" => Action::Reject { by, reason: wire::text("reason", body.reason, 500)? },
         "counter" => {
             let slots = body
                 .slots
@@ -159,24 +175,31 @@ fn action(holder: TokenHolder, body: ResponseIn) -> Result<Action, ApiError> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, s)| {
-                    Interval::new(s.start.0, s.end.0).map(|iv| (ids::new_id("slot"), iv)).map_err(|_| {
+                    let time = |field: &str, text: &str| {
+                        wire::parse_time(text).map_err(|e| ApiError::invalid(format!("slots[{i}].{field}"), e))
+                    };
+                    let (start, end) = (time("start", &s.start)?, time("end", &s.end)?);
+                    Interval::new(start, end).map(|iv| (ids::new_id("slot"), iv)).map_err(|_| {
                         ApiError::invalid(format!("slots[{i}].end"), "Each slot's end must be after its start.")
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(Action::Counter { by, slots })
+            Action::Counter { by, slots }
         }
         "vote" => {
             let slot_ids = body.slot_ids.ok_or_else(|| {
                 ApiError::missing("slot_ids", "Give the `slot_ids` you vote for (an empty list means none work).")
             })?;
-            Ok(Action::Vote { by: Responder::Participant(by), slot_ids })
+            Action::Vote { by: Responder::Participant(by), slot_ids }
         }
-        other => Err(ApiError::invalid(
-            "action",
-            format!("`action` must be `accept`, `reject`, `counter` or `vote`, not `{other}`."),
-        )),
-    }
+        other => {
+            return Err(ApiError::invalid(
+                "action",
+                format!("`action` must be `accept`, `reject`, `counter` or `vote`, not `{other}`."),
+            ));
+        }
+    };
+    Ok((action, None))
 }
 
 /// `POST /p/{token}`: a program's JSON response, or the page's form.
@@ -204,10 +227,10 @@ async fn respond_json(state: &AppState, token: &str, bytes: &[u8]) -> Result<Jso
     let (t, p, holder) = find(state, token).await?.ok_or_else(link_not_found)?;
     let body: ResponseIn = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::malformed(format!("The body is not a valid response: {e}")))?;
-    let action = action(holder, body)?;
+    let (action, voter_key) = action(holder, body)?;
     let now = state.clock.now();
     let p = state.store.act_on_proposal(&t, &p.id, action, now).await.map_err(proposal_error(&p.id))?;
-    Ok(Json(public_view(p, holder)))
+    Ok(Json(PublicProposal { voter_key, ..public_view(p, holder) }))
 }
 
 async fn respond_form(state: &AppState, token: &str, headers: &HeaderMap, bytes: &[u8]) -> Response {
@@ -235,17 +258,34 @@ async fn respond_form(state: &AppState, token: &str, headers: &HeaderMap, bytes:
         slots: None,
         name: field("name"),
         reason: field("reason").filter(|r| !r.trim().is_empty()),
+        // A browser keeps its open-poll voter key in a cookie scoped to this link.
+        voter_key: voter_cookie(headers),
     };
     let name = body.name.clone().unwrap_or_default();
     let now = state.clock.now();
+    let mut voter_key = None;
     let outcome = match action(holder, body) {
-        Ok(action) => state.store.act_on_proposal(&t, &p.id, action, now).await.map_err(proposal_error(&p.id)),
+        Ok((action, key)) => {
+            voter_key = key;
+            state.store.act_on_proposal(&t, &p.id, action, now).await.map_err(proposal_error(&p.id))
+        }
         Err(e) => Err(e),
     };
     let csrf = public::csrf_token(headers);
     match outcome {
         Ok(after) => {
-            render(token, after, holder, &zone, false, Some(("Thank you — your answer is saved.", false)), &csrf, &name)
+            let saved = Some(("Thank you — your answer is saved.", false));
+            let mut page = render(token, after, holder, &zone, false, saved, &csrf, &name);
+            if let Some(key) = voter_key {
+                let secure = if state.public_url.scheme() == "https" { "; Secure" } else { "" };
+                let cookie = format!(
+                    "{VOTER_COOKIE}={key}; Path=/p/{token}; Max-Age=7776000; HttpOnly; SameSite=Strict{secure}"
+                );
+                if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+                    page.headers_mut().append(header::SET_COOKIE, value);
+                }
+            }
+            page
         }
         Err(e) => {
             let status = e.status;
@@ -278,6 +318,20 @@ pub async fn page(
     let mut response = render(&token, p, holder, &zone, asked.is_none(), None, &csrf, "");
     response.headers_mut().append(header::SET_COOKIE, public::csrf_cookie(&csrf, state.public_url.scheme() == "https"));
     response
+}
+
+/// The cookie holding a browser's open-poll voter key.
+const VOTER_COOKIE: &str = "kairos_voter";
+
+fn voter_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == VOTER_COOKIE)
+        .map(|(_, value)| value.to_string())
 }
 
 fn not_found() -> Response {
