@@ -2,9 +2,12 @@
 //! `Store::claim_emails`) — a confirmation with a `METHOD:REQUEST` invitation, an update with
 //! a higher `SEQUENCE` after a move, a `METHOD:CANCEL` after a cancellation — each rendered
 //! from the templates in the recipient's own time zone, never inside a request — and the
-//! invitations a new proposal queues (see `Store::claim_proposal_emails`): who invites, the
-//! times on offer in UTC and the participant's personal response link, which the row keeps
-//! sealed with the server's keyring until the email is sent, skipped or given up on.
+//! proposal emails (see `Store::claim_proposal_emails`): the invitation a new proposal queues
+//! (who invites, the times on offer in UTC and the participant's personal response link, which
+//! the row keeps sealed with the server's keyring until the email is sent, skipped or given up
+//! on), then the outcome the change queues: `accepted` (the agreed time with a `METHOD:REQUEST`
+//! invitation whose UID is the booking's, so it is the same event the users were sent),
+//! `resolved` (a poll's chosen time) and `cancelled` (a `METHOD:CANCEL` of that invitation).
 //!
 //! Each row is claimed under a lease, so on many nodes one sends it; an attempt cut short by
 //! a crash is sent again after the lease lapses (at least once, like webhooks). A failure the
@@ -17,12 +20,14 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use kairos_core::calendar::{Invitation, InviteMethod, Person};
-use kairos_core::proposal::ProposalStatus;
+use kairos_core::proposal::{Proposal, ProposalStatus};
 use kairos_core::{Booking, Zone};
 use kairos_providers::sealed::Keyring;
-use kairos_store::{BookingEmail, Clock, EmailKind, EmailOutcome, ProposalEmail, Store, StoreResult, Tenant};
+use kairos_store::{
+    BookingEmail, Clock, EmailKind, EmailOutcome, ProposalEmail, ProposalEmailKind, Store, StoreResult, Tenant,
+};
 
-use crate::mail::{self, EmailContext, EmailTemplates, Mailer, OutgoingEmail, SendError};
+use crate::mail::{self, EmailContext, EmailTemplates, Mailer, OutgoingEmail, ProposalOutcome, SendError};
 
 /// How long a claim is this worker's: well past an SMTP exchange's timeouts.
 const LEASE: SignedDuration = SignedDuration::from_mins(2);
@@ -122,8 +127,8 @@ impl EmailWorker {
         Ok(n)
     }
 
-    /// Claims the due proposal invitations and sends them, concurrently; returns how many
-    /// were claimed. Without SMTP there is nothing to claim ([`Self::tick`] skips them).
+    /// Claims the due proposal emails and sends them, concurrently; returns how many were
+    /// claimed. Without SMTP there is nothing to claim ([`Self::tick`] skips them).
     pub async fn tick_proposals(&self) -> StoreResult<usize> {
         if self.mailer.is_none() {
             return Ok(0);
@@ -192,29 +197,52 @@ impl EmailWorker {
 
     async fn record_proposal(&self, t: &Tenant, email: &ProposalEmail, outcome: &EmailOutcome) {
         // Never the link: it lets anyone answer for the recipient.
+        let kind = email.kind.as_str();
         match outcome {
-            EmailOutcome::Sent => tracing::info!(proposal = %email.proposal_id, "proposal invitation sent"),
+            EmailOutcome::Sent => tracing::info!(proposal = %email.proposal_id, kind, "proposal email sent"),
             EmailOutcome::Skipped(why) => {
-                tracing::debug!(proposal = %email.proposal_id, why, "proposal invitation skipped");
+                tracing::debug!(proposal = %email.proposal_id, kind, why, "proposal email skipped");
             }
-            EmailOutcome::Failed { error, retry_at } => tracing::warn!(proposal = %email.proposal_id, error,
-                retry_at = ?retry_at, "proposal invitation failed"),
+            EmailOutcome::Failed { error, retry_at } => tracing::warn!(proposal = %email.proposal_id, kind, error,
+                retry_at = ?retry_at, "proposal email failed"),
         }
         metrics::counter!("kairos_emails_total", "outcome" => outcome_label(outcome)).increment(1);
         if let Err(e) = self.store.record_proposal_email(t, email, outcome, self.clock.now()).await {
             // The lease lapses and the email is tried again: at least once.
-            tracing::warn!(error = %e, proposal = %email.proposal_id, "could not record a proposal invitation");
+            tracing::warn!(error = %e, proposal = %email.proposal_id, kind, "could not record a proposal email");
         }
     }
 
-    /// One attempt at one proposal invitation, as an outcome to record.
+    /// One attempt at one proposal email, as an outcome to record.
     async fn attempt_proposal(&self, t: &Tenant, email: &ProposalEmail) -> EmailOutcome {
         let Some(mailer) = &self.mailer else { return EmailOutcome::Skipped(NO_SMTP.into()) };
+        // A cancellation directly follows the outcome it calls off (one re-want later): it is
+        // news only to someone that outcome went out to.
+        if email.kind == ProposalEmailKind::Cancelled && email.sent_version != Some(email.version - 1) {
+            return EmailOutcome::Skipped("cancelled before the outcome was sent".into());
+        }
         let proposal = match self.store.proposal(t, &email.proposal_id).await {
             Ok(Some(proposal)) => proposal,
             Ok(None) => return EmailOutcome::Skipped("the proposal no longer exists".into()),
             Err(e) => return self.retry(email.attempts, format!("could not read the proposal: {e}")),
         };
+        let kind = match email.kind {
+            ProposalEmailKind::Invitation => return self.invite(mailer, &proposal, email).await,
+            ProposalEmailKind::Accepted => ProposalOutcome::Accepted,
+            ProposalEmailKind::Resolved => ProposalOutcome::Resolved,
+            ProposalEmailKind::Cancelled => ProposalOutcome::Cancelled,
+        };
+        // An outcome is sent whatever the proposal became since (a later change re-wants the
+        // row), and needs no response link.
+        let message = match self.compose_outcome(kind, &proposal, email) {
+            Ok(message) => message,
+            Err(outcome) => return outcome,
+        };
+        self.send(mailer, &message, email.attempts).await
+    }
+
+    /// The invitation to respond to an open proposal, with the recipient's own link.
+    async fn invite(&self, mailer: &Mailer, proposal: &Proposal, email: &ProposalEmail) -> EmailOutcome {
         if proposal.status != ProposalStatus::Open {
             return EmailOutcome::Skipped(format!("the proposal is {}, no longer open", proposal.status.as_str()));
         }
@@ -225,7 +253,7 @@ impl EmailWorker {
             Ok(link) => link,
             Err(why) => return EmailOutcome::Skipped(why),
         };
-        let rendered = match self.templates.render_proposal_invitation(&proposal, email.name.as_deref(), &link) {
+        let rendered = match self.templates.render_proposal_invitation(proposal, email.name.as_deref(), &link) {
             Ok(rendered) => rendered,
             // A template the operator broke: every invitation would fail alike.
             Err(e) => return self.retry(email.attempts, format!("the proposal_invitation template failed: {e}")),
@@ -239,6 +267,64 @@ impl EmailWorker {
             invite: None,
         };
         self.send(mailer, &message, email.attempts).await
+    }
+
+    /// An outcome email: the agreed (or chosen) time in UTC and who organises; for an accepted
+    /// proposal the booking's invitation (`METHOD:REQUEST`, `SEQUENCE` 0, the booking's UID,
+    /// the organiser as ORGANIZER and the recipient as its one ATTENDEE), for a cancelled one
+    /// that invitation's `METHOD:CANCEL` (`SEQUENCE` 1) when a booking was made. `Err` is the
+    /// outcome to record instead of sending.
+    fn compose_outcome(
+        &self,
+        kind: ProposalOutcome,
+        proposal: &Proposal,
+        email: &ProposalEmail,
+    ) -> Result<OutgoingEmail, EmailOutcome> {
+        let agreed = proposal.accepted_slot_id.as_deref().and_then(|id| proposal.slot(id)).map(|s| (s.start, s.end));
+        let chosen = proposal.result.as_ref().map(|r| (r.winning_slot.start, r.winning_slot.end));
+        let time = match kind {
+            ProposalOutcome::Accepted => agreed,
+            ProposalOutcome::Resolved => chosen,
+            ProposalOutcome::Cancelled => agreed.or(chosen),
+        };
+        let Some((start, end)) = time else {
+            return Err(EmailOutcome::Skipped("the proposal has no agreed or chosen time".into()));
+        };
+        let method = match kind {
+            ProposalOutcome::Accepted => Some((InviteMethod::Request, 0)),
+            ProposalOutcome::Cancelled => Some((InviteMethod::Cancel, 1)),
+            // A poll books nothing: no calendar invitation.
+            ProposalOutcome::Resolved => None,
+        };
+        let to = Person { email: email.recipient.clone(), name: email.name.clone() };
+        let invite = match (method, proposal.booking_id.as_deref()) {
+            (Some((method, sequence)), Some(booking_id)) => {
+                let invitation = Invitation {
+                    // The booking's UID: the same event as the invitations its users were sent.
+                    uid: format!("{booking_id}@kairos"),
+                    sequence,
+                    method,
+                    summary: proposal.title.clone(),
+                    description: proposal.description.clone(),
+                    start,
+                    end,
+                    organizer: Person {
+                        email: proposal.organiser.email.clone(),
+                        name: proposal.organiser.name.clone(),
+                    },
+                    attendees: vec![to.clone()],
+                    url: None,
+                };
+                Some((method, invitation.to_ics(self.clock.now())))
+            }
+            _ => None,
+        };
+        let rendered = self
+            .templates
+            .render_proposal_outcome(kind, proposal, email.name.as_deref(), (start, end), invite.is_some())
+            // A template the operator broke: every email of this kind would fail alike.
+            .map_err(|e| self.retry(email.attempts, format!("the {} template failed: {e}", kind.name())))?;
+        Ok(OutgoingEmail { to, subject: rendered.subject, text: rendered.text, html: rendered.html, invite })
     }
 
     /// The email for `email`'s recipient from the booking as it is now; `None` when the
@@ -374,6 +460,9 @@ mod tests {
             recipient: recipient.into(),
             name: None,
             link_sealed,
+            kind: ProposalEmailKind::Invitation,
+            version: 0,
+            sent_version: None,
             status: "pending".into(),
             attempts: 0,
             next_attempt_at: now,

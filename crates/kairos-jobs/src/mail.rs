@@ -13,4 +13,4 @@ mod templates;
 pub use kairos_core::calendar::{InviteMethod, Person};
 pub use message::OutgoingEmail;
 pub use smtp::{Mailer, MailerError, Security, SendError, SmtpUrl};
-pub use templates::{EmailContext, EmailKind, EmailTemplates, Rendered, TemplateError, when};
+pub use templates::{EmailContext, EmailKind, EmailTemplates, ProposalOutcome, Rendered, TemplateError, when};

@@ -1,7 +1,8 @@
 //! Proposals: the aggregate as one JSON document, changed only through the core's state
 //! machine inside a transaction that holds its row (`SELECT … FOR UPDATE`, so two responses
 //! arriving at once on different nodes apply one after the other); response links by token
-//! hash; invitation emails claimed under a lease like booking emails.
+//! hash; proposal emails (the invitation, then the outcome and its cancellation, re-wanted on
+//! the change's own transaction) claimed under a lease like booking emails.
 //!
 //! An agreement books its slot on the same transaction through the normal booking path
 //! (`bookings::create_on`: its advisory locks, the re-check, the exclusion constraint). The
@@ -10,9 +11,10 @@
 
 use jiff::{SignedDuration, Timestamp};
 use kairos_core::proposal::{Action, Effect, Proposal, ProposalEvent, ProposalStatus};
+use kairos_store::proposals::OutcomeEmails;
 use kairos_store::{
-    BookingError, EmailOutcome, Page, PageRequest, ProposalEmail, ProposalError, ProposalToken, StoreError,
-    StoreResult, Tenant, TokenHolder, event_envelope, ids,
+    BookingError, EmailOutcome, Page, PageRequest, ProposalEmail, ProposalEmailKind, ProposalError, ProposalToken,
+    StoreError, StoreResult, Tenant, TokenHolder, event_envelope, ids,
 };
 use sqlx::{PgConnection, PgPool};
 
@@ -99,9 +101,9 @@ pub(crate) async fn insert(
         let names: Vec<Option<&str>> = emails.iter().map(|e| e.name.as_deref()).collect();
         let links: Vec<Option<&str>> = emails.iter().map(|e| e.link_sealed.as_deref()).collect();
         sqlx::query(
-            "INSERT INTO proposal_emails (proposal_id, recipient, account_id, mode, position, name, link_sealed, status,
-                                          next_attempt_at, updated_at)
-             SELECT $1, e.recipient, $2, $3, e.position - 1, e.name, e.link, 'pending', $4, $4
+            "INSERT INTO proposal_emails (proposal_id, recipient, account_id, mode, position, name, link_sealed, kind,
+                                          version, status, next_attempt_at, updated_at)
+             SELECT $1, e.recipient, $2, $3, e.position - 1, e.name, e.link, 'invitation', 0, 'pending', $4, $4
                FROM UNNEST($5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS e(recipient, name, link, position)",
         )
         .bind(&p.id)
@@ -243,8 +245,69 @@ async fn act_on(
     save(c, t, &p).await?;
     for event in &transition.events {
         record_event(c, t, &p, event, now).await?;
+        want_outcome_emails(c, t, &p, event, now).await?;
     }
     Ok(p)
+}
+
+/// Re-wants the proposal emails `event` calls for (see `kairos_store::proposals::outcome_emails`),
+/// on the change's own transaction.
+async fn want_outcome_emails(
+    c: &mut PgConnection,
+    t: &Tenant,
+    p: &Proposal,
+    event: &ProposalEvent,
+    now: Timestamp,
+) -> StoreResult<()> {
+    match kairos_store::proposals::outcome_emails(p, event) {
+        None => {}
+        Some(OutcomeEmails::Want(kind, recipients)) => {
+            let mut positions = Vec::with_capacity(recipients.len());
+            let (mut emails, mut names) = (Vec::with_capacity(recipients.len()), Vec::with_capacity(recipients.len()));
+            for (i, r) in recipients {
+                positions.push(i32::try_from(i).map_err(|e| StoreError::Backend(format!("participant index: {e}")))?);
+                emails.push(r.email.as_str());
+                names.push(r.name.as_deref());
+            }
+            sqlx::query(
+                "INSERT INTO proposal_emails (proposal_id, recipient, account_id, mode, position, name, kind, version,
+                                              status, next_attempt_at, updated_at)
+                 SELECT $1, r.recipient, $2, $3, r.position, r.name, $4, 0, 'pending', $5, $5
+                   FROM UNNEST($6::text[], $7::text[], $8::int4[]) AS r(recipient, name, position)
+                 ON CONFLICT (proposal_id, recipient) DO UPDATE
+                    SET kind = EXCLUDED.kind, version = proposal_emails.version + 1, status = 'pending',
+                        attempts = 0, next_attempt_at = EXCLUDED.next_attempt_at, last_error = NULL,
+                        updated_at = EXCLUDED.updated_at",
+            )
+            .bind(&p.id)
+            .bind(&t.account_id)
+            .bind(t.mode.as_str())
+            .bind(kind.as_str())
+            .bind(ms(now))
+            .bind(&emails)
+            .bind(&names)
+            .bind(&positions)
+            .execute(&mut *c)
+            .await
+            .map_err(error)?;
+        }
+        Some(OutcomeEmails::CancelOutcomes) => {
+            sqlx::query(
+                "UPDATE proposal_emails
+                    SET kind = 'cancelled', version = version + 1, status = 'pending', attempts = 0,
+                        next_attempt_at = $1, last_error = NULL, updated_at = $1
+                  WHERE proposal_id = $2 AND account_id = $3 AND mode = $4 AND kind IN ('accepted', 'resolved')",
+            )
+            .bind(ms(now))
+            .bind(&p.id)
+            .bind(&t.account_id)
+            .bind(t.mode.as_str())
+            .execute(&mut *c)
+            .await
+            .map_err(error)?;
+        }
+    }
+    Ok(())
 }
 
 /// See `Store::act_on_proposal`: one transaction; when the agreed slot cannot be booked it is
@@ -326,6 +389,7 @@ pub(crate) async fn expire(db: &PgPool, now: Timestamp, limit: usize) -> StoreRe
         save(&mut tx, &t, &p).await?;
         for event in &transition.events {
             record_event(&mut tx, &t, &p, event, now).await?;
+            want_outcome_emails(&mut tx, &t, &p, event, now).await?;
         }
         done.push((t, p));
     }
@@ -336,8 +400,8 @@ pub(crate) async fn expire(db: &PgPool, now: Timestamp, limit: usize) -> StoreRe
 /// The columns [`EmailRow`] reads, as a literal (static SQL is built with `concat!`).
 macro_rules! email_columns {
     () => {
-        "proposal_id, recipient, name, link_sealed, status, attempts, next_attempt_at, last_error, sent_at, \
-         updated_at, account_id, mode, position"
+        "proposal_id, recipient, name, link_sealed, kind, version, sent_version, status, attempts, next_attempt_at, \
+         last_error, sent_at, updated_at, account_id, mode, position"
     };
 }
 
@@ -347,6 +411,9 @@ struct EmailRow {
     recipient: String,
     name: Option<String>,
     link_sealed: Option<String>,
+    kind: String,
+    version: i64,
+    sent_version: Option<i64>,
     status: String,
     attempts: i32,
     next_attempt_at: i64,
@@ -361,10 +428,13 @@ struct EmailRow {
 impl EmailRow {
     fn into_record(self) -> StoreResult<(Tenant, ProposalEmail)> {
         let email = ProposalEmail {
+            kind: ProposalEmailKind::parse(&self.kind).ok_or_else(|| corrupt("proposal email kind", &self.kind))?,
             proposal_id: self.proposal_id,
             recipient: self.recipient,
             name: self.name,
             link_sealed: self.link_sealed,
+            version: self.version,
+            sent_version: self.sent_version,
             status: self.status,
             attempts: u32::try_from(self.attempts).unwrap_or(0),
             next_attempt_at: ts(self.next_attempt_at)?,
@@ -412,34 +482,49 @@ pub(crate) async fn record_email(
     outcome: &EmailOutcome,
     now: Timestamp,
 ) -> StoreResult<()> {
-    let (status, last_error, retry_at, sent_at): (&str, Option<&str>, Option<Timestamp>, Option<Timestamp>) =
-        match outcome {
-            EmailOutcome::Sent => ("sent", None, None, Some(now)),
-            EmailOutcome::Skipped(why) => ("skipped", Some(why), None, None),
-            EmailOutcome::Failed { error, retry_at: Some(at) } => ("pending", Some(error), Some(*at), None),
-            EmailOutcome::Failed { error, retry_at: None } => ("failed", Some(error), None, None),
-        };
-    // A final outcome erases the sealed link; a failure with a retry time stays pending.
-    sqlx::query(
-        "UPDATE proposal_emails
-            SET status = $1::text, last_error = $2, sent_at = coalesce($3::bigint, sent_at), leased_until = NULL,
-                updated_at = $4, attempts = attempts + CASE WHEN $1::text IN ('pending', 'failed') THEN 1 ELSE 0 END,
-                next_attempt_at = coalesce($5::bigint, next_attempt_at),
-                link_sealed = CASE WHEN $1::text = 'pending' THEN link_sealed ELSE NULL END
-          WHERE proposal_id = $6 AND recipient = $7 AND account_id = $8 AND mode = $9",
-    )
-    .bind(status)
-    .bind(last_error)
-    .bind(sent_at.map(ms))
-    .bind(ms(now))
-    .bind(retry_at.map(ms))
-    .bind(&e.proposal_id)
-    .bind(&e.recipient)
-    .bind(&t.account_id)
-    .bind(t.mode.as_str())
-    .execute(db)
-    .await
-    .map_err(error)?;
+    let (why, retry_at) = match outcome {
+        EmailOutcome::Sent => (None, None),
+        EmailOutcome::Skipped(why) => (Some(why.as_str()), None),
+        EmailOutcome::Failed { error: why, retry_at } => (Some(why.as_str()), retry_at.map(ms)),
+    };
+    // $1 the version attempted, $2 now, $3 why, $4 the retry time. A newer version of the row
+    // (an outcome or a cancellation wanted meanwhile) stays pending for that one. The sealed
+    // link goes with a final outcome, and with any send or skip: once the invitation went out
+    // or was given up, or the row moved on to an outcome (which needs no link).
+    let set = match outcome {
+        EmailOutcome::Sent => {
+            "sent_version = $1, sent_at = $2, attempts = 0, last_error = NULL, link_sealed = NULL,
+             status = CASE WHEN version = $1 THEN 'sent' ELSE 'pending' END"
+        }
+        EmailOutcome::Skipped(_) => {
+            "last_error = CASE WHEN version = $1 THEN $3 ELSE last_error END, link_sealed = NULL,
+             status = CASE WHEN version = $1 THEN 'skipped' ELSE 'pending' END"
+        }
+        // Only a failure of the current version counts towards giving up.
+        EmailOutcome::Failed { .. } => {
+            "last_error = $3,
+             attempts = CASE WHEN version = $1 THEN attempts + 1 ELSE attempts END,
+             link_sealed = CASE WHEN version = $1 AND $4::bigint IS NULL THEN NULL ELSE link_sealed END,
+             status = CASE WHEN version = $1 AND $4::bigint IS NULL THEN 'failed' ELSE 'pending' END,
+             next_attempt_at = CASE WHEN version = $1 THEN coalesce($4, next_attempt_at) ELSE next_attempt_at END"
+        }
+    };
+    let sql = format!(
+        "UPDATE proposal_emails SET leased_until = NULL, updated_at = $2, {set}
+          WHERE proposal_id = $5 AND recipient = $6 AND account_id = $7 AND mode = $8"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(e.version)
+        .bind(ms(now))
+        .bind(why)
+        .bind(retry_at)
+        .bind(&e.proposal_id)
+        .bind(&e.recipient)
+        .bind(&t.account_id)
+        .bind(t.mode.as_str())
+        .execute(db)
+        .await
+        .map_err(error)?;
     Ok(())
 }
 

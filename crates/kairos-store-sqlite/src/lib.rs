@@ -72,6 +72,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0006_emails_payments.sql")),
         M::up(include_str!("../migrations/0007_links.sql")),
         M::up(include_str!("../migrations/0008_proposals.sql")),
+        M::up(include_str!("../migrations/0009_proposal_outcomes.sql")),
     ])
 }
 

@@ -1,12 +1,14 @@
 //! Proposals: the aggregate as one JSON document, changed only through the core's state
-//! machine inside the writer's transaction; response links by token hash; invitation emails
-//! claimed under a lease like booking emails.
+//! machine inside the writer's transaction; response links by token hash; proposal emails
+//! (the invitation, then the outcome and its cancellation, re-wanted in the change's own
+//! transaction) claimed under a lease like booking emails.
 
 use jiff::{SignedDuration, Timestamp};
 use kairos_core::proposal::{Action, Effect, Proposal, ProposalEvent, ProposalStatus};
+use kairos_store::proposals::OutcomeEmails;
 use kairos_store::{
-    BookingError, EmailOutcome, Mode, Page, PageRequest, ProposalEmail, ProposalError, ProposalToken, StoreError,
-    StoreResult, Tenant, TokenHolder, event_envelope, ids,
+    BookingError, EmailOutcome, Mode, Page, PageRequest, ProposalEmail, ProposalEmailKind, ProposalError,
+    ProposalToken, StoreError, StoreResult, Tenant, TokenHolder, event_envelope, ids,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -71,9 +73,9 @@ pub(crate) fn insert(
     }
     let mut insert_email = c
         .prepare_cached(
-            "INSERT INTO proposal_emails (proposal_id, recipient, account_id, mode, name, link_sealed, status,
-                                          next_attempt_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+            "INSERT INTO proposal_emails (proposal_id, recipient, account_id, mode, name, link_sealed, kind, version,
+                                          status, next_attempt_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'invitation', 0, 'pending', ?7, ?7)",
         )
         .map_err(error)?;
     for e in emails {
@@ -198,8 +200,52 @@ pub(crate) fn act(
     save(c, t, &p)?;
     for event in &transition.events {
         record_event(c, t, &p, event, now)?;
+        want_outcome_emails(c, t, &p, event, now)?;
     }
     Ok((p, stale))
+}
+
+/// Re-wants the proposal emails `event` calls for (see `kairos_store::proposals::outcome_emails`),
+/// on the change's own transaction.
+fn want_outcome_emails(
+    c: &Connection,
+    t: &Tenant,
+    p: &Proposal,
+    event: &ProposalEvent,
+    now: Timestamp,
+) -> StoreResult<()> {
+    match kairos_store::proposals::outcome_emails(p, event) {
+        None => {}
+        Some(OutcomeEmails::Want(kind, recipients)) => {
+            let mut upsert = c
+                .prepare_cached(
+                    "INSERT INTO proposal_emails (proposal_id, recipient, account_id, mode, name, kind, version, status,
+                                                  next_attempt_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 'pending', ?7, ?7)
+                     ON CONFLICT (proposal_id, recipient) DO UPDATE
+                        SET kind = excluded.kind, version = version + 1, status = 'pending', attempts = 0,
+                            next_attempt_at = excluded.next_attempt_at, last_error = NULL,
+                            updated_at = excluded.updated_at",
+                )
+                .map_err(error)?;
+            for (_, r) in recipients {
+                upsert
+                    .execute(params![p.id, r.email, t.account_id, t.mode.as_str(), r.name, kind.as_str(), ms(now)])
+                    .map_err(error)?;
+            }
+        }
+        Some(OutcomeEmails::CancelOutcomes) => {
+            c.prepare_cached(
+                "UPDATE proposal_emails
+                    SET kind = 'cancelled', version = version + 1, status = 'pending', attempts = 0,
+                        next_attempt_at = ?1, last_error = NULL, updated_at = ?1
+                  WHERE proposal_id = ?2 AND account_id = ?3 AND mode = ?4 AND kind IN ('accepted', 'resolved')",
+            )
+            .and_then(|mut s| s.execute(params![ms(now), p.id, t.account_id, t.mode.as_str()]))
+            .map_err(error)?;
+        }
+    }
+    Ok(())
 }
 
 /// Keeps on the proposal that its agreed slot could not be booked.
@@ -251,57 +297,65 @@ pub(crate) fn expire(c: &Connection, now: Timestamp, limit: usize) -> StoreResul
     Ok((done, stale))
 }
 
-const EMAIL_COLUMNS: &str = "proposal_id, recipient, name, link_sealed, status, attempts, next_attempt_at, \
-                             last_error, sent_at, updated_at, account_id, mode";
+const EMAIL_COLUMNS: &str = "proposal_id, recipient, name, link_sealed, kind, version, sent_version, status, \
+                             attempts, next_attempt_at, last_error, sent_at, updated_at, account_id, mode";
 
-type EmailRaw = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    u32,
-    i64,
-    Option<String>,
-    Option<i64>,
-    i64,
-    String,
-    String,
-);
-
-fn read_email(r: &rusqlite::Row<'_>) -> rusqlite::Result<EmailRaw> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-        r.get(11)?,
-    ))
+/// One `proposal_emails` row as read, before its values are checked.
+struct EmailRaw {
+    proposal_id: String,
+    recipient: String,
+    name: Option<String>,
+    link_sealed: Option<String>,
+    kind: String,
+    version: i64,
+    sent_version: Option<i64>,
+    status: String,
+    attempts: u32,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    sent_at: Option<i64>,
+    updated_at: i64,
+    account_id: String,
+    mode: String,
 }
 
-fn finish_email(
-    (proposal_id, recipient, name, link_sealed, status, attempts, next, last_error, sent_at, updated, account_id, mode): EmailRaw,
-) -> StoreResult<(Tenant, ProposalEmail)> {
+fn read_email(r: &rusqlite::Row<'_>) -> rusqlite::Result<EmailRaw> {
+    Ok(EmailRaw {
+        proposal_id: r.get(0)?,
+        recipient: r.get(1)?,
+        name: r.get(2)?,
+        link_sealed: r.get(3)?,
+        kind: r.get(4)?,
+        version: r.get(5)?,
+        sent_version: r.get(6)?,
+        status: r.get(7)?,
+        attempts: r.get(8)?,
+        next_attempt_at: r.get(9)?,
+        last_error: r.get(10)?,
+        sent_at: r.get(11)?,
+        updated_at: r.get(12)?,
+        account_id: r.get(13)?,
+        mode: r.get(14)?,
+    })
+}
+
+fn finish_email(raw: EmailRaw) -> StoreResult<(Tenant, ProposalEmail)> {
     let email = ProposalEmail {
-        proposal_id,
-        recipient,
-        name,
-        link_sealed,
-        status,
-        attempts,
-        next_attempt_at: ts(next)?,
-        last_error,
-        sent_at: sent_at.map(ts).transpose()?,
-        updated_at: ts(updated)?,
+        kind: ProposalEmailKind::parse(&raw.kind).ok_or_else(|| corrupt("proposal email kind", &raw.kind))?,
+        proposal_id: raw.proposal_id,
+        recipient: raw.recipient,
+        name: raw.name,
+        link_sealed: raw.link_sealed,
+        version: raw.version,
+        sent_version: raw.sent_version,
+        status: raw.status,
+        attempts: raw.attempts,
+        next_attempt_at: ts(raw.next_attempt_at)?,
+        last_error: raw.last_error,
+        sent_at: raw.sent_at.map(ts).transpose()?,
+        updated_at: ts(raw.updated_at)?,
     };
-    Ok((tenant(account_id, &mode)?, email))
+    Ok((tenant(raw.account_id, &raw.mode)?, email))
 }
 
 pub(crate) fn claim_emails(
@@ -334,33 +388,39 @@ pub(crate) fn record_email(
     outcome: &EmailOutcome,
     now: Timestamp,
 ) -> StoreResult<()> {
-    let (status, last_error, retry_at, sent_at): (&str, Option<&str>, Option<Timestamp>, Option<Timestamp>) =
-        match outcome {
-            EmailOutcome::Sent => ("sent", None, None, Some(now)),
-            EmailOutcome::Skipped(why) => ("skipped", Some(why), None, None),
-            EmailOutcome::Failed { error, retry_at: Some(at) } => ("pending", Some(error), Some(*at), None),
-            EmailOutcome::Failed { error, retry_at: None } => ("failed", Some(error), None, None),
-        };
-    c.prepare_cached(
-        "UPDATE proposal_emails
-            SET status = ?1, last_error = ?2, sent_at = coalesce(?3, sent_at), leased_until = NULL, updated_at = ?4,
-                attempts = attempts + CASE WHEN ?1 IN ('pending', 'failed') THEN 1 ELSE 0 END,
-                next_attempt_at = coalesce(?5, next_attempt_at),
-                link_sealed = CASE WHEN ?1 = 'pending' THEN link_sealed ELSE NULL END
-          WHERE proposal_id = ?6 AND recipient = ?7 AND account_id = ?8 AND mode = ?9",
-    )
+    let (why, retry_at) = match outcome {
+        EmailOutcome::Sent => (None, None),
+        EmailOutcome::Skipped(why) => (Some(why.as_str()), None),
+        EmailOutcome::Failed { error: why, retry_at } => (Some(why.as_str()), retry_at.map(ms)),
+    };
+    // ?1 the version attempted, ?2 now, ?3 why, ?4 the retry time. A newer version of the row
+    // (an outcome or a cancellation wanted meanwhile) stays pending for that one. The sealed
+    // link goes with a final outcome, and with any send or skip: once the invitation went out
+    // or was given up, or the row moved on to an outcome (which needs no link).
+    let set = match outcome {
+        EmailOutcome::Sent => {
+            "sent_version = ?1, sent_at = ?2, attempts = 0, last_error = NULL, link_sealed = NULL,
+             status = CASE WHEN version = ?1 THEN 'sent' ELSE 'pending' END"
+        }
+        EmailOutcome::Skipped(_) => {
+            "last_error = CASE WHEN version = ?1 THEN ?3 ELSE last_error END, link_sealed = NULL,
+             status = CASE WHEN version = ?1 THEN 'skipped' ELSE 'pending' END"
+        }
+        // Only a failure of the current version counts towards giving up.
+        EmailOutcome::Failed { .. } => {
+            "last_error = ?3,
+             attempts = CASE WHEN version = ?1 THEN attempts + 1 ELSE attempts END,
+             link_sealed = CASE WHEN version = ?1 AND ?4 IS NULL THEN NULL ELSE link_sealed END,
+             status = CASE WHEN version = ?1 AND ?4 IS NULL THEN 'failed' ELSE 'pending' END,
+             next_attempt_at = CASE WHEN version = ?1 THEN coalesce(?4, next_attempt_at) ELSE next_attempt_at END"
+        }
+    };
+    c.prepare_cached(&format!(
+        "UPDATE proposal_emails SET leased_until = NULL, updated_at = ?2, {set}
+          WHERE proposal_id = ?5 AND recipient = ?6 AND account_id = ?7 AND mode = ?8"
+    ))
     .and_then(|mut s| {
-        s.execute(params![
-            status,
-            last_error,
-            sent_at.map(ms),
-            ms(now),
-            retry_at.map(ms),
-            e.proposal_id,
-            e.recipient,
-            t.account_id,
-            t.mode.as_str()
-        ])
+        s.execute(params![e.version, ms(now), why, retry_at, e.proposal_id, e.recipient, t.account_id, t.mode.as_str()])
     })
     .map_err(error)?;
     Ok(())

@@ -91,6 +91,7 @@ macro_rules! store_contract_tests {
             a_conflicting_agreement_changes_nothing_but_its_report,
             the_sweep_expires_consensus_and_resolves_polls_once,
             proposal_emails_are_claimed_once_and_forget_their_links,
+            proposal_outcomes_queue_emails_in_the_same_transaction,
         );
     };
     (@cases $make:expr; $($name:ident),* $(,)?) => {

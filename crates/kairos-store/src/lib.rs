@@ -411,7 +411,8 @@ pub trait Store: Send + Sync + 'static {
     async fn proposal_by_token(&self, token_hash: &str) -> StoreResult<Option<(Tenant, Proposal, TokenHolder)>>;
     /// Applies `action` to the proposal as it is inside the transaction, carries out its
     /// effect (booking the agreed slot through the normal booking path, or cancelling that
-    /// booking) and records each event it emits, all in one transaction. When the agreed slot
+    /// booking) and records each event it emits with the proposal emails it wants (see
+    /// [`proposals::outcome_emails`]), all in one transaction. When the agreed slot
     /// cannot be booked nothing of the action is kept; the proposal records the conflict
     /// instead and `ProposalError::Booking` says why.
     async fn act_on_proposal(
@@ -422,16 +423,20 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Proposal, ProposalError>;
     /// Expires (or, for polls with votes, resolves) up to `limit` open proposals whose
-    /// `expires_at` has passed, across tenants, each with its event; returns them.
+    /// `expires_at` has passed, across tenants, each with its event (and a resolved poll's
+    /// emails); returns them.
     async fn expire_proposals(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(Tenant, Proposal)>>;
-    /// Claims due proposal invitation emails under a lease of `lease`, across tenants.
+    /// Claims due proposal emails (invitations and outcomes) under a lease of `lease`, across
+    /// tenants.
     async fn claim_proposal_emails(
         &self,
         now: Timestamp,
         lease: jiff::SignedDuration,
         limit: usize,
     ) -> StoreResult<Vec<(Tenant, ProposalEmail)>>;
-    /// Records how a claimed proposal email went; a final outcome erases its sealed link.
+    /// Records how a claimed proposal email went. It changes the row's status only while the
+    /// row is still at the claimed `version` (a newer outcome stays pending); a send, a skip
+    /// or a final failure erases its sealed link.
     async fn record_proposal_email(
         &self,
         t: &Tenant,
@@ -439,7 +444,8 @@ pub trait Store: Send + Sync + 'static {
         outcome: &EmailOutcome,
         now: Timestamp,
     ) -> StoreResult<()>;
-    /// A proposal's invitation emails, one per participant.
+    /// A proposal's emails, one per participant it emailed (the invitation, or the outcome
+    /// that replaced it).
     async fn proposal_emails(&self, t: &Tenant, proposal_id: &str) -> StoreResult<Vec<ProposalEmail>>;
 
     // Leases: mutual exclusion across nodes for work that calls out to other services (a

@@ -612,9 +612,40 @@ pub struct ProposalToken {
     pub holder: TokenHolder,
 }
 
-/// An email inviting one participant to respond to a proposal. The link it carries is a
-/// credential: it is stored sealed (by the caller's keyring, bound to the proposal and the
-/// recipient) and erased once the email went out or was given up.
+/// What a proposal email says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProposalEmailKind {
+    /// Respond to the proposal, through the personal link the row keeps sealed.
+    Invitation,
+    /// Everyone agreed: the booked time with a `METHOD:REQUEST` invitation (sent to the
+    /// participants who are not Kairos users and can come; users get the booking's emails).
+    Accepted,
+    /// The poll chose a time (sent to every named participant; nothing is booked).
+    Resolved,
+    /// The accepted or resolved proposal was called off (sent to those the outcome went to).
+    Cancelled,
+}
+
+impl ProposalEmailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invitation => "invitation",
+            Self::Accepted => "accepted",
+            Self::Resolved => "resolved",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Invitation, Self::Accepted, Self::Resolved, Self::Cancelled].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A proposal's email to one participant: one row per proposal and recipient, first the
+/// invitation to respond, then re-wanted (in the transaction of the change) with the outcome
+/// and with its cancellation. The invitation's link is a credential: it is stored sealed (by
+/// the caller's keyring, bound to the proposal and the recipient) and erased once the email
+/// went out or was given up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProposalEmail {
     pub proposal_id: String,
@@ -623,6 +654,12 @@ pub struct ProposalEmail {
     pub name: Option<String>,
     /// The sealed response link; `None` once sent, skipped or failed.
     pub link_sealed: Option<String>,
+    pub kind: ProposalEmailKind,
+    /// 0 for the first email, bumped by every re-want: recording a send of an older version
+    /// never marks a newer one sent.
+    pub version: i64,
+    /// The version of the last email that went out, if any did.
+    pub sent_version: Option<i64>,
     /// `pending`, `sent`, `skipped` or `failed`, as for booking emails.
     pub status: String,
     pub attempts: u32,

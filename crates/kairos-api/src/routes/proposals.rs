@@ -16,7 +16,7 @@ use kairos_core::plan::Ask;
 use kairos_core::proposal::{
     Action, Invitee, NewProposal, Organiser, PollVariant, Proposal, ProposalMode, ProposalStatus,
 };
-use kairos_store::{ProposalEmail, ProposalError, ProposalToken, TokenHolder, UserRef, Who, ids};
+use kairos_store::{ProposalEmail, ProposalEmailKind, ProposalError, ProposalToken, TokenHolder, UserRef, Who, ids};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -299,6 +299,9 @@ pub async fn create(
             recipient: r.email.clone(),
             name: r.name.clone(),
             link_sealed: Some(keyring.seal(LINK_PURPOSE, &format!("{}:{}", proposal.id, r.email), url.as_bytes())),
+            kind: ProposalEmailKind::Invitation,
+            version: 0,
+            sent_version: None,
             status: "pending".into(),
             attempts: 0,
             next_attempt_at: now,

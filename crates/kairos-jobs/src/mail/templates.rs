@@ -1,11 +1,11 @@
-//! The words of booking emails and proposal invitations: minijinja templates shipped inside
-//! the binary, each of which a self-hoster may replace by putting a file of the same name in a
+//! The words of booking emails and proposal emails: minijinja templates shipped inside the
+//! binary, each of which a self-hoster may replace by putting a file of the same name in a
 //! folder of their own.
 //!
 //! Every kind of email has three templates: `<kind>.subject.txt`, `<kind>.txt` and
-//! `<kind>.html` (the kinds: `confirmation`, `updated`, `cancelled` and
-//! `proposal_invitation`); the HTML ones extend `layout.html`, so restyling every email is one
-//! file.
+//! `<kind>.html` (the kinds: `confirmation`, `updated`, `cancelled`, `proposal_invitation`,
+//! `proposal_accepted`, `proposal_resolved` and `proposal_cancelled`); the HTML ones extend
+//! `layout.html`, so restyling every email is one file.
 //! HTML is escaped automatically (a customer's name is whatever they typed); text is not.
 //!
 //! All templates are compiled and rendered once with a full sample when loaded, so a broken
@@ -26,7 +26,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
 /// The templates shipped with Kairos, by file name.
-const DEFAULTS: [(&str, &str); 13] = [
+const DEFAULTS: [(&str, &str); 22] = [
     ("layout.html", include_str!("../../templates/email/layout.html")),
     ("confirmation.subject.txt", include_str!("../../templates/email/confirmation.subject.txt")),
     ("confirmation.txt", include_str!("../../templates/email/confirmation.txt")),
@@ -40,6 +40,15 @@ const DEFAULTS: [(&str, &str); 13] = [
     ("proposal_invitation.subject.txt", include_str!("../../templates/email/proposal_invitation.subject.txt")),
     ("proposal_invitation.txt", include_str!("../../templates/email/proposal_invitation.txt")),
     ("proposal_invitation.html", include_str!("../../templates/email/proposal_invitation.html")),
+    ("proposal_accepted.subject.txt", include_str!("../../templates/email/proposal_accepted.subject.txt")),
+    ("proposal_accepted.txt", include_str!("../../templates/email/proposal_accepted.txt")),
+    ("proposal_accepted.html", include_str!("../../templates/email/proposal_accepted.html")),
+    ("proposal_resolved.subject.txt", include_str!("../../templates/email/proposal_resolved.subject.txt")),
+    ("proposal_resolved.txt", include_str!("../../templates/email/proposal_resolved.txt")),
+    ("proposal_resolved.html", include_str!("../../templates/email/proposal_resolved.html")),
+    ("proposal_cancelled.subject.txt", include_str!("../../templates/email/proposal_cancelled.subject.txt")),
+    ("proposal_cancelled.txt", include_str!("../../templates/email/proposal_cancelled.txt")),
+    ("proposal_cancelled.html", include_str!("../../templates/email/proposal_cancelled.html")),
 ];
 
 /// The prefix of the proposal invitation's template files.
@@ -187,6 +196,69 @@ impl ProposalContext {
     }
 }
 
+/// What a proposal's outcome email tells a participant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProposalOutcome {
+    /// Everyone agreed and the time is booked (`proposal_accepted.*`).
+    Accepted,
+    /// The poll chose a time (`proposal_resolved.*`).
+    Resolved,
+    /// The accepted or resolved proposal was called off (`proposal_cancelled.*`).
+    Cancelled,
+}
+
+impl ProposalOutcome {
+    pub const ALL: [ProposalOutcome; 3] = [Self::Accepted, Self::Resolved, Self::Cancelled];
+
+    /// The prefix of its template files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Accepted => "proposal_accepted",
+            Self::Resolved => "proposal_resolved",
+            Self::Cancelled => "proposal_cancelled",
+        }
+    }
+}
+
+/// What a proposal outcome's templates can say, as the variables of the same names. Times are
+/// in UTC, as in the invitation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+struct OutcomeContext {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient_name: Option<String>,
+    /// Who organises: the organiser's name, else their address.
+    organiser: String,
+    title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    /// The agreed (or chosen) time, as [`when`] says it in UTC.
+    when: String,
+    /// `UTC`.
+    timezone: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancellation_reason: Option<String>,
+    /// Whether a calendar invitation (or its cancellation) is attached: a time was booked.
+    booked: bool,
+}
+
+impl OutcomeContext {
+    /// Every field filled: what templates are checked against when loaded.
+    fn sample() -> Self {
+        let start = Timestamp::from_second(1_777_640_400).unwrap_or(Timestamp::UNIX_EPOCH);
+        let end = Timestamp::from_second(1_777_642_200).unwrap_or(Timestamp::UNIX_EPOCH);
+        Self {
+            recipient_name: Some("Ana Ruiz".into()),
+            organiser: "Hana Host".into(),
+            title: "Planning".into(),
+            description: Some("Description".into()),
+            when: when(start, end, &Zone::utc()),
+            timezone: "UTC".into(),
+            cancellation_reason: Some("Reason".into()),
+            booked: true,
+        }
+    }
+}
+
 /// A booking's time as people say it, in `zone`: "Friday, May 1, 2026, 9:00 – 9:30 AM EDT".
 /// The zone's abbreviation is the one in force at each end, so an event across a DST change
 /// reads "1:30 AM EDT – 1:30 AM EST"; one across midnight names both days.
@@ -280,6 +352,11 @@ impl EmailTemplates {
         let proposal = ProposalContext::sample();
         templates.render_parts(PROPOSAL_INVITATION, &proposal)?;
         templates.render_parts(PROPOSAL_INVITATION, &ProposalContext { mode: "poll", ..proposal })?;
+        let outcome = OutcomeContext::sample();
+        for kind in ProposalOutcome::ALL {
+            templates.render_parts(kind.name(), &outcome)?;
+            templates.render_parts(kind.name(), &OutcomeContext { booked: false, ..outcome.clone() })?;
+        }
         templates.env.set_undefined_behavior(UndefinedBehavior::Lenient);
         Ok(templates)
     }
@@ -299,6 +376,34 @@ impl EmailTemplates {
         response_url: &str,
     ) -> Result<Rendered, TemplateError> {
         self.render_parts(PROPOSAL_INVITATION, &ProposalContext::new(proposal, recipient_name, response_url))
+    }
+
+    /// The outcome of `proposal` told to one participant: the agreed (or chosen) time from
+    /// `start` to `end` in UTC, who organises, and for a cancellation `proposal`'s reason.
+    /// `booked` says whether a calendar invitation (or its cancellation) is attached.
+    pub fn render_proposal_outcome(
+        &self,
+        kind: ProposalOutcome,
+        proposal: &Proposal,
+        recipient_name: Option<&str>,
+        (start, end): (Timestamp, Timestamp),
+        booked: bool,
+    ) -> Result<Rendered, TemplateError> {
+        let utc = Zone::utc();
+        let context = OutcomeContext {
+            recipient_name: recipient_name.map(str::to_string),
+            organiser: proposal.organiser.name.clone().unwrap_or_else(|| proposal.organiser.email.clone()),
+            title: proposal.title.clone(),
+            description: proposal.description.clone(),
+            when: when(start, end, &utc),
+            timezone: utc.name().to_string(),
+            cancellation_reason: match kind {
+                ProposalOutcome::Cancelled => proposal.cancellation_reason.clone(),
+                _ => None,
+            },
+            booked,
+        };
+        self.render_parts(kind.name(), &context)
     }
 
     /// The three templates named `prefix.*`, rendered with `context`.
@@ -566,6 +671,53 @@ mod tests {
         std::fs::write(dir.path().join("proposal_invitation.txt"), "{{ response_link }}").unwrap();
         let error = EmailTemplates::load(Some(dir.path())).unwrap_err().to_string();
         assert!(error.contains("proposal_invitation.txt"), "{error}");
+    }
+
+    #[test]
+    fn proposal_outcomes_say_the_time_in_utc_and_escape_html_only() {
+        let templates = EmailTemplates::builtin().unwrap();
+        let mut p = proposal(ProposalMode::Consensus, "Planning <q2>");
+        p.organiser.name = Some("Hana & Co".into());
+        let time = (ts("2026-05-01T13:00:00Z"), ts("2026-05-01T13:30:00Z"));
+        let accepted =
+            templates.render_proposal_outcome(ProposalOutcome::Accepted, &p, Some("Ana Ruiz"), time, true).unwrap();
+        assert_eq!(accepted.subject, "Confirmed: Planning <q2>");
+        let text = &accepted.text;
+        assert!(text.starts_with("Hello Ana Ruiz,\n\nEveryone agreed on a time for: Planning <q2>"), "{text}");
+        assert!(text.contains("When: Friday, May 1, 2026, 1:00 – 1:30 PM UTC\n"), "{text}");
+        assert!(text.contains("Organised by: Hana & Co\n"), "{text}");
+        assert!(text.contains("A calendar invitation is attached."), "{text}");
+        let html = &accepted.html;
+        assert!(html.contains("<strong>Planning &lt;q2&gt;</strong>") && html.contains("Hana &amp; Co"), "{html}");
+        assert!(!html.contains("<q2>"), "{html}");
+
+        let resolved = templates.render_proposal_outcome(ProposalOutcome::Resolved, &p, None, time, false).unwrap();
+        assert_eq!(resolved.subject, "Chosen: Planning <q2>");
+        assert!(resolved.text.starts_with("Hello,\n"), "{}", resolved.text);
+        assert!(resolved.text.contains("When: Friday, May 1, 2026, 1:00 – 1:30 PM UTC"), "{}", resolved.text);
+        assert!(resolved.text.contains("nothing has been booked"), "{}", resolved.text);
+        assert!(!resolved.text.contains("attached"), "{}", resolved.text);
+
+        p.cancellation_reason = Some("Budget <cut>".into());
+        let cancelled = templates.render_proposal_outcome(ProposalOutcome::Cancelled, &p, None, time, true).unwrap();
+        assert_eq!(cancelled.subject, "Cancelled: Planning <q2>");
+        assert!(cancelled.text.contains("Hana & Co has cancelled: Planning <q2>"), "{}", cancelled.text);
+        assert!(cancelled.text.contains("Reason:\nBudget <cut>"), "{}", cancelled.text);
+        assert!(cancelled.text.contains("removes it from your calendar"), "{}", cancelled.text);
+        assert!(cancelled.html.contains("Budget &lt;cut&gt;"), "{}", cancelled.html);
+        let unbooked = templates.render_proposal_outcome(ProposalOutcome::Cancelled, &p, None, time, false).unwrap();
+        assert!(!unbooked.text.contains("calendar") && !unbooked.html.contains("calendar"), "{}", unbooked.text);
+        // A reason belongs to a cancellation only.
+        let accepted = templates.render_proposal_outcome(ProposalOutcome::Accepted, &p, None, time, true).unwrap();
+        assert!(!accepted.text.contains("Budget"), "{}", accepted.text);
+    }
+
+    #[test]
+    fn a_proposal_outcome_override_is_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("proposal_resolved.txt"), "{{ winner }}").unwrap();
+        let error = EmailTemplates::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(error.contains("proposal_resolved.txt"), "{error}");
     }
 
     #[test]

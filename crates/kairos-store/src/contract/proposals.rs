@@ -15,6 +15,24 @@ fn slot(start: &str) -> (String, Interval) {
 }
 
 fn proposal(organiser: &User, people: &[(&User, bool)], mode: ProposalMode, variant: Option<PollVariant>) -> Proposal {
+    let participants = people
+        .iter()
+        .map(|(u, required)| Invitee {
+            email: u.email.clone(),
+            name: u.name.clone(),
+            required: *required,
+            user_id: Some(u.id.clone()),
+        })
+        .collect();
+    proposal_of(organiser, participants, mode, variant)
+}
+
+fn proposal_of(
+    organiser: &User,
+    participants: Vec<Invitee>,
+    mode: ProposalMode,
+    variant: Option<PollVariant>,
+) -> Proposal {
     Proposal::new(
         NewProposal {
             id: ids::new_id("prop"),
@@ -25,15 +43,7 @@ fn proposal(organiser: &User, people: &[(&User, bool)], mode: ProposalMode, vari
             organiser: Organiser { user_id: organiser.id.clone(), email: organiser.email.clone(), name: None },
             mode,
             poll_variant: variant,
-            participants: people
-                .iter()
-                .map(|(u, required)| Invitee {
-                    email: u.email.clone(),
-                    name: u.name.clone(),
-                    required: *required,
-                    user_id: Some(u.id.clone()),
-                })
-                .collect(),
+            participants,
             slots: vec![slot("2030-01-02T10:00:00Z"), slot("2030-01-02T11:00:00Z"), slot("2030-01-03T10:00:00Z")],
             expires_at: Some(at("2030-01-01T20:00:00Z")),
         },
@@ -60,6 +70,9 @@ fn invitations(p: &Proposal) -> Vec<ProposalEmail> {
             recipient: r.email.clone(),
             name: r.name.clone(),
             link_sealed: Some(format!("sealed:{}", r.email)),
+            kind: ProposalEmailKind::Invitation,
+            version: 0,
+            sent_version: None,
             status: "pending".into(),
             attempts: 0,
             next_attempt_at: now(),
@@ -276,6 +289,135 @@ pub async fn proposal_emails_are_claimed_once_and_forget_their_links(store: S) {
     let rows = store.proposal_emails(&a, &p.id).await.unwrap();
     assert_eq!((rows[1].status.as_str(), rows[1].link_sealed.as_deref()), ("skipped", None));
     assert!(store.claim_proposal_emails(retry, lease, 10).await.unwrap().is_empty());
+    let globex = tenant(&store, "globex", Mode::Test).await;
+    assert!(store.proposal_emails(&globex, &p.id).await.unwrap().is_empty());
+}
+
+/// A participant who is not a Kairos user.
+fn outsider(email: &str, required: bool) -> Invitee {
+    Invitee { email: email.into(), name: None, required, user_id: None }
+}
+
+/// Each proposal email as (recipient, kind, version, status), in the participants' order.
+async fn outcome_rows(store: &S, t: &Tenant, p: &Proposal) -> Vec<(String, ProposalEmailKind, i64, String)> {
+    let mut rows: Vec<ProposalEmail> = store.proposal_emails(t, &p.id).await.unwrap();
+    rows.sort_by_key(|e| p.participants.iter().position(|r| r.email == e.recipient));
+    rows.into_iter().map(|e| (e.recipient, e.kind, e.version, e.status)).collect()
+}
+
+pub async fn proposal_outcomes_queue_emails_in_the_same_transaction(store: S) {
+    use ProposalEmailKind::{Accepted, Cancelled, Invitation, Resolved};
+    let a = tenant(&store, "acme", Mode::Test).await;
+    let (org, ann, _) = people(&store, &a).await;
+    let with = |participants: Vec<Invitee>, mode, variant| proposal_of(&org, participants, mode, variant);
+    let user_invitee =
+        Invitee { email: ann.email.clone(), name: ann.name.clone(), required: true, user_id: Some(ann.id.clone()) };
+    let s = |v: &str| v.to_string();
+
+    // Consensus: Ann (a user) and Cat are required; Dan may come and picks the agreed slot, Eve
+    // declines.
+    let people = vec![
+        user_invitee.clone(),
+        outsider("cat@outside.example", true),
+        outsider("dan@outside.example", false),
+        outsider("eve@outside.example", false),
+    ];
+    let p = with(people, ProposalMode::Consensus, None);
+    store.insert_proposal(&a, &p, &tokens(&p), &invitations(&p), now()).await.unwrap();
+    let lease = SignedDuration::from_mins(2);
+    let claimed = store.claim_proposal_emails(now(), lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 4);
+    assert!(claimed.iter().all(|(_, e)| (e.kind, e.version) == (Invitation, 0)));
+    // Every invitation goes out but Cat's, still being sent when the proposal is accepted.
+    let (cat_claim, others): (Vec<_>, Vec<_>) =
+        claimed.into_iter().partition(|(_, e)| e.recipient == "cat@outside.example");
+    for (t, e) in &others {
+        store.record_proposal_email(t, e, &EmailOutcome::Sent, now()).await.unwrap();
+    }
+    store.act_on_proposal(&a, &p.id, accept(2, &p, 1), now()).await.unwrap();
+    store.act_on_proposal(&a, &p.id, Action::Reject { by: 3, reason: None }, now()).await.unwrap();
+    store.act_on_proposal(&a, &p.id, accept(0, &p, 1), now()).await.unwrap();
+    let accepted = store.act_on_proposal(&a, &p.id, accept(1, &p, 1), now()).await.unwrap();
+    assert_eq!(accepted.status, ProposalStatus::Accepted);
+    // The outsiders who can come hear of it; Ann is in the booking and gets its emails.
+    assert_eq!(
+        outcome_rows(&store, &a, &p).await,
+        [
+            (s("ann@example.com"), Invitation, 0, s("sent")),
+            (s("cat@outside.example"), Accepted, 1, s("pending")),
+            (s("dan@outside.example"), Accepted, 1, s("pending")),
+            (s("eve@outside.example"), Invitation, 0, s("sent")),
+        ]
+    );
+    let booking_id = accepted.booking_id.clone().unwrap();
+    let mut booked: Vec<String> =
+        store.booking_emails(&a, &booking_id).await.unwrap().into_iter().map(|e| e.recipient).collect();
+    booked.sort();
+    assert_eq!(booked, ["ann@example.com", "org@example.com"]);
+
+    // Cat's invitation finishing late does not mark the outcome sent.
+    let (t, cat_invitation) = &cat_claim[0];
+    store.record_proposal_email(t, cat_invitation, &EmailOutcome::Sent, now()).await.unwrap();
+    let cat = &store.proposal_emails(&a, &p.id).await.unwrap()[1];
+    assert_eq!((cat.kind, cat.status.as_str(), cat.sent_version), (Accepted, "pending", Some(0)));
+    let outcomes = store.claim_proposal_emails(now(), lease, 10).await.unwrap();
+    assert_eq!(outcomes.len(), 2);
+    assert!(outcomes.iter().all(|(_, e)| e.kind == Accepted && e.link_sealed.is_none()), "no link is kept");
+    for (t, e) in &outcomes {
+        store.record_proposal_email(t, e, &EmailOutcome::Sent, now()).await.unwrap();
+    }
+
+    // Cancelling it re-wants a cancellation from whoever the outcome went to.
+    store.act_on_proposal(&a, &p.id, Action::Cancel { reason: Some("moved".into()) }, now()).await.unwrap();
+    let rows = store.proposal_emails(&a, &p.id).await.unwrap();
+    assert_eq!(
+        outcome_rows(&store, &a, &p).await,
+        [
+            (s("ann@example.com"), Invitation, 0, s("sent")),
+            (s("cat@outside.example"), Cancelled, 2, s("pending")),
+            (s("dan@outside.example"), Cancelled, 2, s("pending")),
+            (s("eve@outside.example"), Invitation, 0, s("sent")),
+        ]
+    );
+    assert!(rows.iter().filter(|e| e.kind == Cancelled).all(|e| e.sent_version == Some(1) && e.attempts == 0));
+
+    // A named poll resolving tells every named participant, users included; Cat had no
+    // invitation row (the outcome makes one).
+    let people = vec![user_invitee.clone(), outsider("cat@outside.example", true)];
+    let poll = with(people.clone(), ProposalMode::Poll, Some(PollVariant::Named));
+    store.insert_proposal(&a, &poll, &tokens(&poll), &invitations(&poll)[..1], now()).await.unwrap();
+    for by in 0..2 {
+        let vote = Action::Vote { by: Responder::Participant(by), slot_ids: vec![poll.slots[2].id.clone()] };
+        store.act_on_proposal(&a, &poll.id, vote, now()).await.unwrap();
+    }
+    assert_eq!(store.proposal(&a, &poll.id).await.unwrap().unwrap().status, ProposalStatus::Resolved);
+    assert_eq!(
+        outcome_rows(&store, &a, &poll).await,
+        [(s("ann@example.com"), Resolved, 1, s("pending")), (s("cat@outside.example"), Resolved, 0, s("pending"))]
+    );
+    // Cancelled before the result went out: re-wanted all the same (the worker skips it).
+    store.act_on_proposal(&a, &poll.id, Action::Cancel { reason: None }, now()).await.unwrap();
+    assert_eq!(
+        outcome_rows(&store, &a, &poll).await,
+        [(s("ann@example.com"), Cancelled, 2, s("pending")), (s("cat@outside.example"), Cancelled, 1, s("pending"))]
+    );
+
+    // The sweep resolving a poll at expiry tells them too.
+    let swept = with(people.clone(), ProposalMode::Poll, Some(PollVariant::Named));
+    store.insert_proposal(&a, &swept, &tokens(&swept), &invitations(&swept), now()).await.unwrap();
+    let vote = Action::Vote { by: Responder::Participant(1), slot_ids: vec![swept.slots[0].id.clone()] };
+    store.act_on_proposal(&a, &swept.id, vote, now()).await.unwrap();
+    assert_eq!(store.expire_proposals(swept.expires_at, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        outcome_rows(&store, &a, &swept).await,
+        [(s("ann@example.com"), Resolved, 1, s("pending")), (s("cat@outside.example"), Resolved, 1, s("pending"))]
+    );
+
+    // Cancelling an open proposal, or one that expired, wants nothing more.
+    let open = with(people, ProposalMode::Consensus, None);
+    store.insert_proposal(&a, &open, &tokens(&open), &invitations(&open), now()).await.unwrap();
+    store.act_on_proposal(&a, &open.id, Action::Cancel { reason: None }, now()).await.unwrap();
+    assert!(store.proposal_emails(&a, &open.id).await.unwrap().iter().all(|e| (e.kind, e.version) == (Invitation, 0)));
     let globex = tenant(&store, "globex", Mode::Test).await;
     assert!(store.proposal_emails(&globex, &p.id).await.unwrap().is_empty());
 }

@@ -590,3 +590,141 @@ async fn response_links_are_not_kept_in_the_clear_even_for_idempotent_replays() 
         }
     }
 }
+
+/// A received email's recipient, subject, text, and its calendar part's `method=` with the
+/// VEVENT's properties (METHOD included) when it has one.
+struct Mail {
+    to: String,
+    subject: String,
+    text: String,
+    invite: Option<(String, Vec<(String, String)>)>,
+}
+
+impl Mail {
+    fn parse(raw: &str) -> Mail {
+        use mail_parser::{MimeHeaders, PartType};
+        let message = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+        let to = message.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap().to_string();
+        let calendar = message
+            .parts
+            .iter()
+            .find(|p| p.content_type().is_some_and(|t| t.ctype() == "text" && t.subtype() == Some("calendar")));
+        let invite = calendar.map(|part| {
+            let method = part.content_type().unwrap().attribute("method").unwrap().to_string();
+            let ics = match &part.body {
+                PartType::Text(t) => t.to_string(),
+                PartType::Binary(b) | PartType::InlineBinary(b) => String::from_utf8(b.to_vec()).unwrap(),
+                other => panic!("{other:?}"),
+            };
+            let top = kairos_core::calendar::ical::parse(&ics).expect("the invitation parses");
+            let mut props = vec![("METHOD".to_string(), top[0].text("METHOD").unwrap_or_default())];
+            let event = top[0].components.iter().find(|c| c.name == "VEVENT").expect("a VEVENT");
+            props.extend(event.properties.iter().map(|p| (p.name.clone(), p.value.clone())));
+            (method, props)
+        });
+        Mail {
+            to,
+            subject: message.subject().unwrap().to_string(),
+            text: message.body_text(0).unwrap().to_string(),
+            invite,
+        }
+    }
+
+    /// The calendar part's `method=` and the value of each property `names` lists.
+    fn invite(&self, names: &[&str]) -> (String, Vec<String>) {
+        let (method, props) = self.invite.as_ref().expect("a text/calendar part");
+        let value = |name: &str| props.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+        (method.clone(), names.iter().map(|n| value(n)).collect())
+    }
+}
+
+/// Waits for `n` emails, then those sent to `to`, oldest first.
+fn mails_to(smtp: &kairos_emulators::smtp::SmtpServer, n: usize, to: &str) -> Vec<Mail> {
+    let messages = tokio::task::block_in_place(|| smtp.wait_for(n, std::time::Duration::from_secs(20)));
+    assert!(messages.len() >= n, "expected {n} emails, got {}", messages.len());
+    messages.iter().map(|m| Mail::parse(m)).filter(|m| m.to == to).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outsider_is_sent_the_agreed_time_with_the_bookings_invitation() {
+    let Some(smtp) = kairos_emulators::smtp::SmtpServer::start() else { return };
+    let url = smtp.url();
+    let app = TestApp::start_with(move |config| {
+        config.email.smtp_url = Some(url);
+        config.email.from = Some("Kairos <proposals@kairos.test>".into());
+    })
+    .await;
+    three_people(&app).await;
+    let p = app
+        .post(
+            "/v1/proposals",
+            json!({"title": "Design review", "duration_minutes": 30, "organiser": "org@example.com",
+                "participants": [{"email": "ann@example.com", "required": true},
+                                 {"email": "dan@outside.example", "name": "Dan", "required": true}],
+                "slots": slots(&[A, B]), "mode": "consensus"}),
+        )
+        .await;
+    assert_eq!(p.status, 201, "{}", p.body);
+    let p = p.body;
+    let id = p["id"].as_str().unwrap().to_string();
+    let invited = mails_to(&smtp, 2, "dan@outside.example");
+    assert_eq!(invited.len(), 1);
+    assert!(invited[0].invite.is_none(), "an invitation to respond books nothing");
+    for who in &p["participants"].as_array().unwrap()[..] {
+        let answered =
+            respond(&app, &path_of(&who["response_url"]), json!({"action": "accept", "slot_id": slot_id(&p, B)})).await;
+        assert_eq!(answered.status, 200, "{}", answered.body);
+    }
+    let booking_id =
+        app.get(&format!("/v1/proposals/{id}")).await.body["booking_id"].as_str().expect("booked").to_string();
+    let uid = format!("{booking_id}@kairos");
+
+    // Ann and the organiser get the booking's confirmations, Dan the proposal's: 2 + 3 emails.
+    let dan = mails_to(&smtp, 5, "dan@outside.example");
+    assert_eq!(dan.len(), 2, "Dan gets one confirmation");
+    let confirmed = &dan[1];
+    assert_eq!(confirmed.subject, "Confirmed: Design review");
+    assert!(confirmed.text.starts_with("Hello Dan,"), "{}", confirmed.text);
+    assert!(confirmed.text.contains("When: Wednesday, January 2, 2030, 11:00 – 11:30 AM UTC"), "{}", confirmed.text);
+    assert!(confirmed.text.contains("Organised by: org@example.com"), "{}", confirmed.text);
+    let (method, props) = confirmed.invite(&["METHOD", "UID", "SEQUENCE", "DTSTART", "ORGANIZER", "ATTENDEE"]);
+    assert_eq!(method, "REQUEST");
+    assert_eq!(
+        props,
+        ["REQUEST", uid.as_str(), "0", "20300102T110000Z", "mailto:org@example.com", "mailto:dan@outside.example"]
+    );
+    // The same event as the users' invitations.
+    let ann = mails_to(&smtp, 5, "ann@example.com");
+    let (_, ann_uid) = ann.last().unwrap().invite(&["UID"]);
+    assert_eq!(ann_uid, [uid.as_str()]);
+    let t = tenant(&app).await;
+    eventually("Dan's confirmation is recorded as sent", || async {
+        let rows = app.store.proposal_emails(&t, &id).await.unwrap();
+        rows.iter().any(|e| {
+            e.recipient == "dan@outside.example"
+                && e.kind == kairos_store::ProposalEmailKind::Accepted
+                && e.status == "sent"
+        })
+    })
+    .await;
+
+    // Cancelling the proposal cancels that event for Dan too: 5 + 3 emails.
+    let cancelled = app.post(&format!("/v1/proposals/{id}/cancel"), json!({"reason": "Plans changed"})).await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    let dan = mails_to(&smtp, 8, "dan@outside.example");
+    assert_eq!(dan.len(), 3);
+    assert_eq!(dan[2].subject, "Cancelled: Design review");
+    assert!(dan[2].text.contains("Plans changed"), "{}", dan[2].text);
+    let (method, props) = dan[2].invite(&["METHOD", "UID", "SEQUENCE", "STATUS"]);
+    assert_eq!((method.as_str(), props), ("CANCEL", vec![s("CANCEL"), uid.clone(), s("1"), s("CANCELLED")]));
+    eventually("Dan's cancellation is recorded as sent", || async {
+        let rows = app.store.proposal_emails(&t, &id).await.unwrap();
+        rows.iter().any(|e| e.recipient == "dan@outside.example" && e.status == "sent" && e.version == 2)
+    })
+    .await;
+    assert_eq!(smtp.messages().len(), 8, "nothing sent twice");
+}
+
+fn s(v: &str) -> String {
+    v.to_string()
+}

@@ -414,10 +414,13 @@ fn render(
             ResponseStatus::Countered => Some("Your answer: you suggested other times.".to_string()),
             ResponseStatus::Voted => Some(format!("Your vote is in, for {} time(s).", r.slot_ids.len())),
         }),
-        ProposalStatus::Accepted => Some(format!(
-            "Everyone agreed on {}. A calendar invitation follows by email.",
-            p.accepted_slot_id.as_deref().map(label).unwrap_or_default()
-        )),
+        ProposalStatus::Accepted => {
+            let slot_id = p.accepted_slot_id.as_deref().unwrap_or_default();
+            // Whoever can come is in the booking (a Kairos user) or is sent its invitation.
+            let invited = me.is_some_and(|r| r.required || r.slot_ids.iter().any(|s| s == slot_id));
+            let follows = if invited { " A calendar invitation follows by email." } else { "" };
+            Some(format!("Everyone agreed on {}.{follows}", label(slot_id)))
+        }
         ProposalStatus::Resolved => Some(format!(
             "The poll is closed. The chosen time: {}.",
             p.result.as_ref().map(|r| label(&r.winning_slot.id)).unwrap_or_default()
