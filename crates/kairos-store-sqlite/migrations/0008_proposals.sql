@@ -32,7 +32,8 @@ CREATE TABLE proposal_emails (
     mode             TEXT NOT NULL,
     name             TEXT,
     link_sealed      TEXT,
-    status           TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'skipped', 'failed')),
+    status           TEXT NOT NULL
+                     CHECK (status = 'pending' OR status = 'sent' OR status = 'skipped' OR status = 'failed'),
     attempts         INTEGER NOT NULL DEFAULT 0,
     next_attempt_at  INTEGER NOT NULL,
     leased_until     INTEGER,

@@ -5,7 +5,7 @@
 -- every re-want and `sent_version` is the one that last went out, as for booking emails: a
 -- send that finishes after a newer re-want never marks the newer email sent.
 ALTER TABLE proposal_emails ADD COLUMN kind TEXT NOT NULL DEFAULT 'invitation'
-    CHECK (kind IN ('invitation', 'accepted', 'resolved', 'cancelled'));
+    CHECK (kind = 'invitation' OR kind = 'accepted' OR kind = 'resolved' OR kind = 'cancelled');
 ALTER TABLE proposal_emails ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE proposal_emails ADD COLUMN sent_version INTEGER;
 UPDATE proposal_emails SET sent_version = 0 WHERE status = 'sent';

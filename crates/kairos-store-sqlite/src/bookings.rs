@@ -98,7 +98,9 @@ fn member_busy(
               WHERE user_id = ?1 AND start_at > ?2 - ?6 AND start_at < ?3 AND end_at > ?2
              UNION ALL
              SELECT held_from, held_until FROM booking_participants
-              WHERE user_id = ?1 AND holds = 1 AND held_from > ?2 - ?7 AND held_from < ?3 AND held_until > ?2
+              WHERE user_id = ?1 AND holds = 1
+                AND held_from > ?2 - coalesce((SELECT longest_hold_ms FROM users WHERE id = ?1), ?7)
+                AND held_from < ?3 AND held_until > ?2
                 AND (hold_expires_at IS NULL OR hold_expires_at > ?4) AND booking_id IS NOT ?5
              ORDER BY 1",
         )
@@ -124,7 +126,8 @@ fn business_busy(
 ) -> StoreResult<Vec<(Interval, Timestamp, bool)>> {
     let sql = format!(
         "SELECT held_from, held_until, start_at, holds_business FROM bookings
-          WHERE business_id = ?1 AND held_from > ?2 - ?6 AND held_from < ?3 AND held_until > ?2 AND {HOLDING} AND id IS NOT ?5
+          WHERE business_id = ?1 AND held_from > ?2 - coalesce((SELECT longest_hold_ms FROM businesses WHERE id = ?1), ?6)
+            AND held_from < ?3 AND held_until > ?2 AND {HOLDING} AND id IS NOT ?5
           ORDER BY held_from"
     );
     let rows: Vec<(i64, i64, i64, bool)> = c
@@ -362,15 +365,34 @@ pub(crate) fn create(
             ])
             .map_err(error)?;
     }
+    keep_longest_hold(c, &booking, held)?;
     record_event(c, t, BookingEvent::Created, &booking, now)?;
     let keys = stale(&booking);
     Ok((booking, keys))
 }
 
+/// Keeps each person's and the business's `longest_hold_ms` (the bound the overlap queries
+/// look back by) at least as long as `held`.
+fn keep_longest_hold(c: &Connection, booking: &Booking, held: Interval) -> StoreResult<()> {
+    let length = ms(held.end()) - ms(held.start());
+    let mut users = c
+        .prepare_cached("UPDATE users SET longest_hold_ms = ?2 WHERE id = ?1 AND longest_hold_ms < ?2")
+        .map_err(error)?;
+    for p in &booking.participants {
+        users.execute(params![p.id, length]).map_err(error)?;
+    }
+    if let Some(business_id) = &booking.business_id {
+        c.prepare_cached("UPDATE businesses SET longest_hold_ms = ?2 WHERE id = ?1 AND longest_hold_ms < ?2")
+            .and_then(|mut s| s.execute(params![business_id, length]))
+            .map_err(error)?;
+    }
+    Ok(())
+}
+
 fn record_event(c: &Connection, t: &Tenant, event: BookingEvent, booking: &Booking, now: Timestamp) -> StoreResult<()> {
     let id = ids::new_id("evt");
     // Every booking change also re-wants its event on the participants' own calendars.
-    crate::writes::enqueue(c, t, booking, now)?;
+    crate::writes::enqueue(c, t, booking, now, event == BookingEvent::Created)?;
     crate::emails::enqueue(c, t, event, booking, now)?;
     let payload = event_envelope(&id, event.as_str(), now, &BookingEventData { booking });
     c.prepare_cached("INSERT INTO outbox_events (id, account_id, mode, event_type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
@@ -482,6 +504,7 @@ pub(crate) fn reschedule(
     booking.start_time = to.start();
     booking.end_time = to.end();
     booking.updated_at = now;
+    keep_longest_hold(c, &booking, held)?;
     record_event(c, t, BookingEvent::Updated, &booking, now)?;
     let keys = stale(&booking);
     Ok((booking, keys))

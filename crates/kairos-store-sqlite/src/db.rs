@@ -7,10 +7,14 @@
 //! connection with cached statements, and share one `COMMIT` when several are waiting (group
 //! commit). Each write runs inside its own `SAVEPOINT`, so one that fails is rolled back alone;
 //! its caller hears back only after the `COMMIT` that made its work durable.
+//!
+//! Checkpoints (copying the WAL back into the database file, with an fsync) run on a thread of
+//! their own: left to SQLite, one would run inside every ~1000th page's `COMMIT`, on the writer
+//! thread, while every queued write waits. A PASSIVE checkpoint never blocks the writer.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 use std::time::Duration;
 
@@ -22,6 +26,8 @@ use crate::cache::{Cache, CacheKey};
 
 /// The most writes committed together.
 const MAX_GROUP: usize = 128;
+/// The least time between two checkpoints while writes keep coming.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// Maps a SQLite failure: unique violations become conflicts on `field`, foreign-key
 /// violations a missing reference, anything else a backend failure.
@@ -71,8 +77,10 @@ pub(crate) fn open(path: &Path, writer: bool, synchronous_full: bool) -> Result<
     conn.set_prepared_statement_cache_capacity(64);
     let sync = if synchronous_full { "FULL" } else { "NORMAL" };
     let pragmas = if writer {
+        // No automatic checkpoints on this connection: the `Checkpointer` does them.
         format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;
+             PRAGMA wal_autocheckpoint = 0;"
         )
     } else {
         "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA query_only = ON;".to_string()
@@ -144,20 +152,82 @@ pub(crate) struct Done {
 
 type Job = Box<dyn FnOnce(&Connection) -> Done + Send>;
 
+/// The checkpoint thread's wake-up: `(commits since the last checkpoint, stopping)`.
+type Wake = Arc<(Mutex<(bool, bool)>, Condvar)>;
+
+/// The thread that checkpoints the WAL after commits, at most every [`CHECKPOINT_EVERY`].
+struct Checkpointer {
+    wake: Wake,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(conn: Connection) -> Self {
+        let wake: Wake = Arc::new((Mutex::new((false, false)), Condvar::new()));
+        let shared = wake.clone();
+        let thread = std::thread::Builder::new()
+            .name("kairos-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(&conn, &shared))
+            .ok();
+        Self { wake, thread }
+    }
+
+    fn stop(&mut self) {
+        let (state, signal) = &*self.wake;
+        state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 = true;
+        signal.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A commit happened: the WAL has grown.
+fn poke(wake: &Wake) {
+    let (state, signal) = &**wake;
+    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0 = true;
+    signal.notify_one();
+}
+
+fn checkpoint_loop(conn: &Connection, wake: &Wake) {
+    let (state, signal) = &**wake;
+    loop {
+        {
+            let mut s = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            while !s.0 && !s.1 {
+                s = signal.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            if s.1 {
+                return;
+            }
+            s.0 = false;
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "a WAL checkpoint failed; the next commit retries it");
+        }
+        std::thread::sleep(CHECKPOINT_EVERY);
+    }
+}
+
 /// The handle to the writer thread.
 pub(crate) struct Writer {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointer: Mutex<Option<Checkpointer>>,
 }
 
 impl Writer {
-    pub(crate) fn start(conn: Connection, cache: Arc<Cache>) -> Self {
+    /// Starts the writer on `conn`, and the checkpoint thread on `checkpoints` (another
+    /// read-write connection to the same database).
+    pub(crate) fn start(conn: Connection, checkpoints: Connection, cache: Arc<Cache>) -> Self {
+        let checkpointer = Checkpointer::start(checkpoints);
+        let wake = checkpointer.wake.clone();
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("kairos-sqlite-writer".into())
-            .spawn(move || write_loop(&conn, &rx, &cache))
+            .spawn(move || write_loop(&conn, &rx, &cache, || poke(&wake)))
             .ok();
-        Self { jobs: Mutex::new(Some(tx)), thread: Mutex::new(thread) }
+        Self { jobs: Mutex::new(Some(tx)), thread: Mutex::new(thread), checkpointer: Mutex::new(Some(checkpointer)) }
     }
 
     /// Runs `f` in the writer's transaction. `f` returns its value and the cache entries it
@@ -204,11 +274,16 @@ impl Writer {
         rx.await.map_err(|_| E::from(StoreError::Backend("the writer dropped a write".into())))?
     }
 
-    /// Stops accepting writes, lets queued ones finish and waits for the thread.
+    /// Stops accepting writes, lets queued ones finish and waits for the threads.
     pub(crate) fn stop(&self) {
         self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(thread) = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
             let _ = thread.join();
+        }
+        if let Some(mut checkpointer) =
+            self.checkpointer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        {
+            checkpointer.stop();
         }
     }
 }
@@ -219,7 +294,7 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<Job>, cache: &Cache) {
+fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<Job>, cache: &Cache, committed_hook: impl Fn()) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -271,6 +346,9 @@ fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<Job>, cache: &Cache) {
             None => run_cached(conn, "COMMIT").map_err(|e| e.to_string()),
             Some(why) => Err(why),
         };
+        if committed.is_ok() {
+            committed_hook();
+        }
         if let Err(why) = &committed {
             tracing::error!(error = %why, "a group of writes was not committed");
             if !conn.is_autocommit() {
@@ -309,7 +387,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_is_rolled_back_alone() {
         let (_dir, path, cache) = setup();
-        let writer = Writer::start(open(&path, true, false).unwrap(), cache);
+        let writer = Writer::start(open(&path, true, false).unwrap(), open(&path, true, false).unwrap(), cache);
         writer.run(insert(1)).await.unwrap();
         let failed: Result<(), StoreError> = writer
             .run(|c| {
@@ -325,7 +403,8 @@ mod tests {
     #[tokio::test]
     async fn when_sqlite_rolls_back_the_transaction_nobody_is_told_it_worked() {
         let (_dir, path, cache) = setup();
-        let writer = Arc::new(Writer::start(open(&path, true, false).unwrap(), cache));
+        let writer =
+            Arc::new(Writer::start(open(&path, true, false).unwrap(), open(&path, true, false).unwrap(), cache));
         // Hold the writer on a slow job so the next three land in one group.
         let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
         let held = gate.clone();

@@ -14,6 +14,7 @@
 mod bookings;
 mod cache;
 mod calendars;
+mod checks;
 mod db;
 mod directory;
 mod emails;
@@ -73,6 +74,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0007_links.sql")),
         M::up(include_str!("../migrations/0008_proposals.sql")),
         M::up(include_str!("../migrations/0009_proposal_outcomes.sql")),
+        // 0010: the booking path's CHECKs without `IN` lists (see `checks.rs`).
+        M::up_with_hook("", checks::without_in_lists),
+        M::up(include_str!("../migrations/0011_booking_path.sql")),
     ])
 }
 
@@ -96,15 +100,23 @@ impl SqliteStore {
     }
 
     fn open_blocking(options: &SqliteOptions) -> Result<Self, StoreError> {
-        let mut writer = db::open(&options.path, true, options.synchronous_full)?;
-        migrations().to_latest(&mut writer).map_err(|e| StoreError::Backend(format!("migrations failed: {e}")))?;
+        let mut migrating = db::open(&options.path, true, options.synchronous_full)?;
+        migrations().to_latest(&mut migrating).map_err(|e| StoreError::Backend(format!("migrations failed: {e}")))?;
+        // A connection that migrated may hold the schema as it was (see `checks.rs`): the
+        // writer starts on a fresh one.
+        drop(migrating);
+        let writer = db::open(&options.path, true, options.synchronous_full)?;
         let readers = (0..options.readers.max(1))
             .map(|_| db::open(&options.path, false, false))
             .collect::<Result<Vec<_>, _>>()?;
         let cache = Arc::new(Cache::default());
         Ok(Self {
             readers: Arc::new(Readers::new(readers)),
-            writer: Arc::new(Writer::start(writer, cache.clone())),
+            writer: Arc::new(Writer::start(
+                writer,
+                db::open(&options.path, true, options.synchronous_full)?,
+                cache.clone(),
+            )),
             cache,
             events: Arc::new(tokio::sync::Notify::new()),
             deliveries: Arc::new(tokio::sync::Notify::new()),

@@ -32,6 +32,34 @@ fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<
     serde_json::from_str(text).map_err(|e| corrupt(what, e))
 }
 
+/// A schedule as stored (zone name, hours and overrides as JSON), read once per distinct text
+/// on each thread: every booking re-reads its business and people inside the write
+/// transaction, and parsing their schedules was a tenth of the booking path. Keyed by the text
+/// itself, so an edited schedule is simply a new key; never stale.
+fn schedule(timezone: &str, hours: &str, overrides: &str) -> Result<Schedule, StoreError> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    /// Enough for every business and person a busy server books; cleared when exceeded.
+    const KEPT: usize = 512;
+    thread_local! {
+        static READ: RefCell<HashMap<(String, String, String), Schedule>> = RefCell::new(HashMap::new());
+    }
+    let key = (timezone.to_string(), hours.to_string(), overrides.to_string());
+    if let Some(found) = READ.with(|m| m.borrow().get(&key).cloned()) {
+        return Ok(found);
+    }
+    let parsed =
+        Schedule::new(zone(timezone)?, parse_json("working hours", hours)?, parse_json("date overrides", overrides)?);
+    READ.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= KEPT {
+            m.clear();
+        }
+        m.insert(key, parsed.clone());
+    });
+    Ok(parsed)
+}
+
 fn zone(name: &str) -> Result<Zone, StoreError> {
     Zone::parse(name).map_err(|e| corrupt("time zone", e))
 }
@@ -74,11 +102,7 @@ impl UserRow {
             id: self.id,
             email: self.email,
             name: self.name,
-            schedule: Schedule::new(
-                zone(&self.timezone)?,
-                parse_json("working hours", &self.working_hours)?,
-                parse_json("date overrides", &self.date_overrides)?,
-            ),
+            schedule: schedule(&self.timezone, &self.working_hours, &self.date_overrides)?,
             created_at: ts(self.created_at)?,
             updated_at: ts(self.updated_at)?,
         })
@@ -132,11 +156,7 @@ impl BusinessRow {
         Ok(Business {
             id: self.id,
             name: self.name,
-            schedule: Schedule::new(
-                zone(&self.timezone)?,
-                parse_json("working hours", &self.working_hours)?,
-                parse_json("date overrides", &self.date_overrides)?,
-            ),
+            schedule: schedule(&self.timezone, &self.working_hours, &self.date_overrides)?,
             buffer_before_minutes: minutes("buffer", self.buffer_before_minutes)?,
             buffer_after_minutes: minutes("buffer", self.buffer_after_minutes)?,
             minimum_notice_minutes: minutes("notice", self.minimum_notice_minutes)?,

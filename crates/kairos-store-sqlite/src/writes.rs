@@ -5,48 +5,46 @@
 use jiff::{SignedDuration, Timestamp};
 use kairos_core::{Booking, BookingStatus};
 use kairos_store::{CalendarWrite, StoreError, StoreResult, Tenant, WriteOutcome};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use crate::db::error;
 use crate::rows::{ms, ts};
 
 /// Queues the booking's wanted state for each participant who has a writable calendar of a
-/// provider account (their primary one first).
-pub(crate) fn enqueue(c: &Connection, t: &Tenant, booking: &Booking, now: Timestamp) -> StoreResult<()> {
+/// provider account (their primary one first). `fresh` when the booking was just created: it
+/// can have no rows yet, so there is nothing to re-want (one statement fewer per person on the
+/// booking path).
+pub(crate) fn enqueue(c: &Connection, t: &Tenant, booking: &Booking, now: Timestamp, fresh: bool) -> StoreResult<()> {
     let wanted = if booking.status == BookingStatus::Confirmed { "present" } else { "absent" };
     for p in &booking.participants {
-        let updated = c
-            .prepare_cached(
-                "UPDATE calendar_writes SET wanted = ?1, version = version + 1, status = 'pending', attempts = 0,
-                        next_attempt_at = ?2, last_error = NULL, updated_at = ?2
-                  WHERE booking_id = ?3 AND user_id = ?4",
-            )
-            .and_then(|mut s| s.execute(params![wanted, ms(now), booking.id, p.id]))
-            .map_err(error)?;
-        if updated > 0 || wanted == "absent" {
+        if !fresh {
+            let updated = c
+                .prepare_cached(
+                    "UPDATE calendar_writes SET wanted = ?1, version = version + 1, status = 'pending', attempts = 0,
+                            next_attempt_at = ?2, last_error = NULL, updated_at = ?2
+                      WHERE booking_id = ?3 AND user_id = ?4",
+                )
+                .and_then(|mut s| s.execute(params![wanted, ms(now), booking.id, p.id]))
+                .map_err(error)?;
+            if updated > 0 {
+                continue;
+            }
+        }
+        if wanted == "absent" {
             continue;
         }
-        let target: Option<(String, String)> = c
-            .prepare_cached(
-                "SELECT cal.id, cal.connection_id FROM calendars cal
-                   JOIN calendar_connections conn ON conn.id = cal.connection_id
-                  WHERE cal.user_id = ?1 AND cal.account_id = ?2 AND cal.mode = ?3 AND cal.writable = 1
-                    AND conn.provider IN ('google', 'microsoft', 'caldav')
-                  ORDER BY cal.is_primary DESC, cal.selected DESC, cal.created_at, cal.id LIMIT 1",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![p.id, t.account_id, t.mode.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional()
-            })
-            .map_err(error)?;
-        let Some((calendar_id, connection_id)) = target else { continue };
+        // The target calendar and the new row in one statement (none when there is no target).
         c.prepare_cached(
             "INSERT INTO calendar_writes (booking_id, user_id, account_id, mode, connection_id, calendar_id, wanted,
                                           version, status, next_attempt_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'present', 1, 'pending', ?7, ?7)",
+             SELECT ?1, ?2, ?3, ?4, cal.connection_id, cal.id, 'present', 1, 'pending', ?5, ?5
+               FROM calendars cal
+               JOIN calendar_connections conn ON conn.id = cal.connection_id
+              WHERE cal.user_id = ?2 AND cal.account_id = ?3 AND cal.mode = ?4 AND cal.writable = 1
+                AND conn.provider IN ('google', 'microsoft', 'caldav')
+              ORDER BY cal.is_primary DESC, cal.selected DESC, cal.created_at, cal.id LIMIT 1",
         )
-        .and_then(|mut s| {
-            s.execute(params![booking.id, p.id, t.account_id, t.mode.as_str(), connection_id, calendar_id, ms(now)])
-        })
+        .and_then(|mut s| s.execute(params![booking.id, p.id, t.account_id, t.mode.as_str(), ms(now)]))
         .map_err(error)?;
     }
     Ok(())

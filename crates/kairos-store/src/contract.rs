@@ -58,6 +58,7 @@ macro_rules! store_contract_tests {
             idempotency_keys_claim_replay_and_expire,
             unknown_parties_are_reported,
             buffers_keep_time_around_bookings,
+            long_holds_reach_as_far_as_they_last,
             a_business_without_hosts_keeps_its_bookings_time,
             any_mode_books_named_people_and_one_free_host,
             events_fan_out_once_to_the_subscriptions_that_want_them,
@@ -807,6 +808,60 @@ pub async fn unknown_parties_are_reported(store: S) {
     ));
     let r = store.create_booking(&a, &for_people(&["zed@example.com"], window), now()).await;
     assert!(matches!(r, Err(BookingError::Party(PartyError::UnknownParticipant(0)))));
+}
+
+/// Short bookings first, then a long one, then short ones reaching into the long one's end
+/// from far after its start: stores that bound their overlap scans by the longest hold seen
+/// must have raised it.
+pub async fn long_holds_reach_as_far_as_they_last(store: S) {
+    let a = tenant(&store, "acme", Mode::Test).await;
+    let alice = user("alice@example.com");
+    store.insert_user(&a, &alice).await.unwrap();
+    let mut biz = business(&[&alice]);
+    biz.buffer_after_minutes = 60;
+    store.insert_business(&a, &biz).await.unwrap();
+    let bob = user("bob@example.com");
+    store.insert_user(&a, &bob).await.unwrap();
+    for hour in ["01", "03", "05"] {
+        let start = format!("2030-01-02T{hour}:00:00Z");
+        let end = format!("2030-01-02T{hour}:30:00Z");
+        store.create_booking(&a, &for_business(&biz, iv(&start, &end)), now()).await.unwrap();
+    }
+    // 22 hours and its hour of buffer: held until 2030-01-04T05:00.
+    store
+        .create_booking(&a, &for_business(&biz, iv("2030-01-03T06:00:00Z", "2030-01-04T04:00:00Z")), now())
+        .await
+        .unwrap();
+    let late = iv("2030-01-04T04:30:00Z", "2030-01-04T04:45:00Z");
+    refused(store.create_booking(&a, &for_business(&biz, late), now()).await);
+    refused(store.create_booking(&a, &for_people(&["alice@example.com"], late), now()).await);
+    // Bob's long booking, moved later by a reschedule, holds his time the same way.
+    let long = store
+        .create_booking(
+            &a,
+            &for_people(&["bob@example.com"], iv("2030-01-05T01:00:00Z", "2030-01-05T01:30:00Z")),
+            now(),
+        )
+        .await
+        .unwrap();
+    store.reschedule_booking(&a, &long.id, iv("2030-01-05T02:00:00Z", "2030-01-05T23:00:00Z"), now()).await.unwrap();
+    refused(
+        store
+            .create_booking(
+                &a,
+                &for_people(&["bob@example.com"], iv("2030-01-05T22:30:00Z", "2030-01-05T23:30:00Z")),
+                now(),
+            )
+            .await,
+    );
+    store
+        .create_booking(
+            &a,
+            &for_people(&["bob@example.com"], iv("2030-01-05T23:00:00Z", "2030-01-05T23:30:00Z")),
+            now(),
+        )
+        .await
+        .unwrap();
 }
 
 pub async fn buffers_keep_time_around_bookings(store: S) {
