@@ -728,3 +728,33 @@ async fn an_outsider_is_sent_the_agreed_time_with_the_bookings_invitation() {
 fn s(v: &str) -> String {
     v.to_string()
 }
+
+#[tokio::test]
+async fn the_organisers_actions_and_late_answers_are_refused_by_state() {
+    let app = TestApp::start().await;
+    three_people(&app).await;
+    let make = |title: &str| {
+        json!({"title": title, "duration_minutes": 30, "organiser": "org@example.com",
+            "participants": [{"email": "ann@example.com"}], "slots": slots(&[A]), "expires_at": "2030-01-01T12:00:00Z"})
+    };
+    let p = app.post("/v1/proposals", make("Late")).await.body;
+    let (id, ann) = (p["id"].as_str().unwrap().to_string(), path_of(&p["participants"][0]["response_url"]));
+    // Closing is for polls.
+    assert_error(&app.post(&format!("/v1/proposals/{id}/close"), json!({})).await, 409, "action_not_allowed", None);
+    // Past expires_at an answer is refused even before the sweep has run (API clock moved on).
+    app.clock.set("2030-01-01T12:00:00Z".parse().unwrap());
+    let late = respond(&app, &ann, json!({"action": "accept", "slot_id": slot_id(&p, A)})).await;
+    assert_error(&late, 409, "proposal_expired", None);
+    // A rejected proposal cannot be cancelled; an open one's answers are not cached.
+    app.clock.set(NOW.parse().unwrap());
+    let q = app.post("/v1/proposals", make("Declined")).await.body;
+    let ann_q = path_of(&q["participants"][0]["response_url"]);
+    let answered = respond(&app, &ann_q, json!({"action": "reject"})).await;
+    assert_eq!(answered.headers["cache-control"], "no-store");
+    let qid = q["id"].as_str().unwrap();
+    assert_error(&app.post(&format!("/v1/proposals/{qid}/cancel"), json!({})).await, 409, "proposal_closed", None);
+    assert_eq!(app.get(&format!("/v1/proposals/{qid}")).await.body["status"], "rejected");
+    // Unknown proposals and unknown statuses.
+    assert_error(&app.post("/v1/proposals/prop_nope/close", json!({})).await, 404, "resource_missing", None);
+    assert_error(&app.get("/v1/proposals?status=done").await, 422, "parameter_invalid", Some("status"));
+}

@@ -217,7 +217,10 @@ pub async fn respond(
         return ApiError::too_large(BODY_LIMIT).into_response();
     };
     if json {
-        respond_json(&state, &token, &bytes).await.into_response()
+        // A link's answer carries that person's view (and an open poll's voter key): never cache it.
+        let mut response = respond_json(&state, &token, &bytes).await.into_response();
+        response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+        response
     } else {
         respond_form(&state, &token, &headers, &bytes).await
     }
