@@ -150,7 +150,23 @@ pub(crate) struct Done {
     reply: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
 }
 
-type Job = Box<dyn FnOnce(&Connection) -> Done + Send>;
+/// A queued write, and whether it runs inside a `SAVEPOINT` of its own (see [`Journal`]).
+struct Job {
+    journal: Journal,
+    run: Box<dyn FnOnce(&Connection) -> Done + Send>,
+}
+
+/// How a write is undone when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Journal {
+    /// In a `SAVEPOINT`: a failure rolls back this write alone.
+    Savepoint,
+    /// Without one, for writes that refuse before they change anything (a booking checks every
+    /// rule first): SQLite then copies no page into a savepoint journal, a tenth of a booking's
+    /// cost. A failure that left no change needs no undoing; one that did (which such a write
+    /// should never do) rolls back the whole group, and every caller in it hears so.
+    CheckedFirst,
+}
 
 /// The checkpoint thread's wake-up: `(commits since the last checkpoint, stopping)`.
 type Wake = Arc<(Mutex<(bool, bool)>, Condvar)>;
@@ -240,8 +256,21 @@ impl Writer {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        self.run_with(Journal::Savepoint, f).await
+    }
+
+    /// Like [`Writer::run`], with the given way of undoing a failure.
+    pub(crate) async fn run_with<T, E>(
+        &self,
+        journal: Journal,
+        f: impl FnOnce(&Connection) -> Result<(T, Vec<CacheKey>), E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<T, E>>();
-        let job: Job = Box::new(move |conn| {
+        let run: Box<dyn FnOnce(&Connection) -> Done + Send> = Box::new(move |conn| {
             let outcome = catch_unwind(AssertUnwindSafe(|| f(conn)))
                 .unwrap_or_else(|_| Err(StoreError::Backend("a write panicked".into()).into()));
             match outcome {
@@ -269,7 +298,7 @@ impl Writer {
         let sender = self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         sender
             .ok_or_else(|| StoreError::Backend("the store is closed".into()))?
-            .send(job)
+            .send(Job { journal, run })
             .map_err(|_| StoreError::Backend("the writer has stopped".into()))?;
         rx.await.map_err(|_| E::from(StoreError::Backend("the writer dropped a write".into())))?
     }
@@ -323,14 +352,16 @@ fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<Job>, cache: &Cache, comm
             if broken.is_some() {
                 continue;
             }
-            if let Err(e) = run_cached(conn, "SAVEPOINT job") {
+            let journaled = job.journal == Journal::Savepoint;
+            if journaled && let Err(e) = run_cached(conn, "SAVEPOINT job") {
                 broken = Some(format!("could not open a savepoint: {e}"));
                 continue;
             }
-            let d = job(conn);
+            let changes = conn.total_changes();
+            let d = (job.run)(conn);
             if conn.is_autocommit() {
                 broken = Some("SQLite rolled the write transaction back".to_string());
-            } else {
+            } else if journaled {
                 let ended = if d.keep {
                     run_cached(conn, "RELEASE job")
                 } else {
@@ -339,6 +370,8 @@ fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<Job>, cache: &Cache, comm
                 if let Err(e) = ended {
                     broken = Some(format!("could not end a savepoint: {e}"));
                 }
+            } else if !d.keep && conn.total_changes() != changes {
+                broken = Some("a write failed after changing rows, with no savepoint to undo it".to_string());
             }
             done.push(d);
         }
@@ -429,6 +462,46 @@ mod tests {
         assert_eq!(count(&path), 1, "only the first group committed");
         writer.run(insert(4)).await.unwrap();
         assert_eq!(count(&path), 2, "the writer recovers for the next group");
+    }
+
+    #[tokio::test]
+    async fn unjournaled_writes_keep_the_group_whole_whatever_they_do() {
+        let (_dir, path, cache) = setup();
+        let writer =
+            Arc::new(Writer::start(open(&path, true, false).unwrap(), open(&path, true, false).unwrap(), cache));
+        // A refusal before any change: nothing to undo, the rest of the group commits.
+        let refused: Result<(), StoreError> =
+            writer.run_with(Journal::CheckedFirst, |_| Err(StoreError::Conflict("n"))).await;
+        assert!(matches!(refused, Err(StoreError::Conflict("n"))));
+        writer.run_with(Journal::CheckedFirst, insert(1)).await.unwrap();
+        assert_eq!(count(&path), 1);
+        // A failure after a change cannot be undone alone: its whole group is rolled back, and
+        // everyone in it is told so (never told of a success that was not kept).
+        let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let held = gate.clone();
+        let w = writer.clone();
+        let first = tokio::spawn(async move {
+            w.run(move |c| {
+                held.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                insert(10)(c)
+            })
+            .await
+        });
+        tokio::task::spawn_blocking(move || gate.wait()).await.unwrap();
+        let (a, b, c) = tokio::join!(
+            writer.run(insert(2)),
+            writer.run_with(Journal::CheckedFirst, |c| {
+                c.execute("INSERT INTO t (n) VALUES (3)", []).map_err(error)?;
+                Err::<((), Vec<CacheKey>), _>(StoreError::Conflict("n"))
+            }),
+            writer.run(insert(4)),
+        );
+        first.await.unwrap().unwrap();
+        assert!(a.is_err() && b.is_err() && c.is_err(), "{a:?} {b:?} {c:?}");
+        assert_eq!(count(&path), 2, "only 1 and the first group's 10");
+        writer.run(insert(5)).await.unwrap();
+        assert_eq!(count(&path), 3);
     }
 
     #[tokio::test]

@@ -41,7 +41,7 @@ use kairos_store::*;
 use rusqlite_migration::{M, Migrations};
 
 use cache::{Cache, CacheKey, CachedBusiness, CachedUser, LOOKBACK};
-use db::{Readers, Writer};
+use db::{Journal, Readers, Writer};
 
 pub use db::path_of;
 
@@ -413,7 +413,12 @@ impl Store for SqliteStore {
 
     async fn create_booking(&self, t: &Tenant, new: &NewBooking, now: Timestamp) -> Result<Booking, BookingError> {
         let (t, new) = (t.clone(), new.clone());
-        self.write_events(move |c| bookings::create(c, &t, &new, now)).await
+        // `bookings::create` checks every rule before its first write (see `Journal`).
+        let written = self.writer.run_with(Journal::CheckedFirst, move |c| bookings::create(c, &t, &new, now)).await;
+        if written.is_ok() {
+            self.events.notify_one();
+        }
+        written
     }
 
     async fn booking(&self, t: &Tenant, id: &str) -> StoreResult<Option<Booking>> {

@@ -33,6 +33,17 @@ pub(crate) fn enqueue(c: &Connection, t: &Tenant, booking: &Booking, now: Timest
         if wanted == "absent" {
             continue;
         }
+        // Most people have no writable calendar: one index probe says so, sparing the sorted
+        // search below (its ORDER BY builds a temporary b-tree even when nothing matches).
+        let writable: bool = c
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM calendars WHERE account_id = ?1 AND mode = ?2 AND user_id = ?3 AND writable = 1)",
+            )
+            .and_then(|mut s| s.query_row(params![t.account_id, t.mode.as_str(), p.id], |r| r.get(0)))
+            .map_err(error)?;
+        if !writable {
+            continue;
+        }
         // The target calendar and the new row in one statement (none when there is no target).
         c.prepare_cached(
             "INSERT INTO calendar_writes (booking_id, user_id, account_id, mode, connection_id, calendar_id, wanted,
@@ -41,7 +52,7 @@ pub(crate) fn enqueue(c: &Connection, t: &Tenant, booking: &Booking, now: Timest
                FROM calendars cal
                JOIN calendar_connections conn ON conn.id = cal.connection_id
               WHERE cal.user_id = ?2 AND cal.account_id = ?3 AND cal.mode = ?4 AND cal.writable = 1
-                AND conn.provider IN ('google', 'microsoft', 'caldav')
+                AND (conn.provider = 'google' OR conn.provider = 'microsoft' OR conn.provider = 'caldav')
               ORDER BY cal.is_primary DESC, cal.selected DESC, cal.created_at, cal.id LIMIT 1",
         )
         .and_then(|mut s| s.execute(params![booking.id, p.id, t.account_id, t.mode.as_str(), ms(now)]))
