@@ -39,38 +39,29 @@ pub(crate) fn enqueue(
         return Ok(());
     }
     if event == BookingEvent::Created {
-        // A new booking has no rows yet: all of them in one statement.
-        let values = (0..recipients.len())
-            .map(|i| {
-                let p = i * 4;
-                format!(
-                    "(?1, ?{}, ?2, ?3, ?{}, ?{}, ?{}, 'confirmation', 0, 'pending', ?4, ?4)",
-                    p + 5,
-                    p + 6,
-                    p + 7,
-                    p + 8
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO booking_emails (booking_id, recipient, account_id, mode, name, user_id, position, kind, version,
-                                         status, next_attempt_at, updated_at)
-             VALUES {values}"
-        );
-        let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![
-            Box::new(booking.id.clone()),
-            Box::new(t.account_id.clone()),
-            Box::new(t.mode.as_str()),
-            Box::new(ms(now)),
-        ];
+        // A new booking has no rows yet: plain inserts, one row each (a statement of several
+        // rows would need a statement journal to undo a half-done insert).
+        let mut insert = c
+            .prepare_cached(
+                "INSERT INTO booking_emails (booking_id, recipient, account_id, mode, name, user_id, position, kind, version,
+                                             status, next_attempt_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'confirmation', 0, 'pending', ?8, ?8)",
+            )
+            .map_err(error)?;
         for (position, (recipient, name, user_id)) in recipients.into_iter().enumerate() {
-            args.push(Box::new(recipient));
-            args.push(Box::new(name));
-            args.push(Box::new(user_id));
-            args.push(Box::new(position as i64));
+            insert
+                .execute(params![
+                    booking.id,
+                    recipient,
+                    t.account_id,
+                    t.mode.as_str(),
+                    name,
+                    user_id,
+                    position as i64,
+                    ms(now)
+                ])
+                .map_err(error)?;
         }
-        c.prepare_cached(&sql).and_then(|mut s| s.execute(rusqlite::params_from_iter(args.iter()))).map_err(error)?;
         return Ok(());
     }
     let mut upsert = c
