@@ -131,17 +131,22 @@ fn is_token(value: &str) -> bool {
     value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The well-formed CSRF tokens in the request's cookies (a browser may send more than one
-/// cookie of a name, e.g. set for different paths).
-fn csrf_cookies(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+/// The values of the request's cookies named `name` (a browser may send more than one cookie
+/// of a name, e.g. set for different paths).
+pub fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, value)| *name == CSRF_COOKIE && is_token(value))
+        .filter(move |(n, _)| *n == name)
         .map(|(_, value)| value)
+}
+
+/// The well-formed CSRF tokens in the request's cookies.
+fn csrf_cookies(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    cookies(headers, CSRF_COOKIE).filter(|value| is_token(value))
 }
 
 /// The token to put in a form: the one the browser already has (so several open forms all
@@ -150,12 +155,13 @@ pub fn csrf_token(headers: &HeaderMap) -> String {
     csrf_cookies(headers).next().map_or_else(new_csrf_token, str::to_string)
 }
 
-/// `Set-Cookie` for `token`: only for `/l/`, never readable by scripts, never sent with
-/// another site's request, and only over https when the server is reached over https.
-pub fn csrf_cookie(token: &str, secure: bool) -> HeaderValue {
+/// `Set-Cookie` for `token`: only for the pages under `path` (`/l/` booking pages, `/p/`
+/// proposal responses), never readable by scripts, never sent with another site's request,
+/// and only over https when the server is reached over https.
+pub fn csrf_cookie(token: &str, path: &str, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!("{CSRF_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/l/{secure}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("kairos_csrf=; Path=/l/"))
+    HeaderValue::from_str(&format!("{CSRF_COOKIE}={token}; HttpOnly; SameSite=Strict; Path={path}{secure}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("kairos_csrf=; Path=/"))
 }
 
 /// Whether the form's token matches the cookie's (in constant time).
@@ -192,9 +198,9 @@ mod tests {
 
     #[test]
     fn the_cookie_is_strict_and_secure_over_https() {
-        let c = csrf_cookie("ab", true);
+        let c = csrf_cookie("ab", "/l/", true);
         assert_eq!(c.to_str().unwrap(), "kairos_csrf=ab; HttpOnly; SameSite=Strict; Path=/l/; Secure");
-        assert!(!csrf_cookie("ab", false).to_str().unwrap().contains("Secure"));
+        assert!(!csrf_cookie("ab", "/l/", false).to_str().unwrap().contains("Secure"));
     }
 
     #[test]

@@ -89,7 +89,9 @@ pub async fn form(
         &form::BookForm::default(),
         &form::FieldErrors::default(),
     );
-    response.headers_mut().append(header::SET_COOKIE, public::csrf_cookie(&csrf, state.public_url.scheme() == "https"));
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, public::csrf_cookie(&csrf, "/l/", state.public_url.scheme() == "https"));
     response
 }
 

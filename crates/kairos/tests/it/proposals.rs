@@ -442,7 +442,9 @@ async fn the_response_page_shows_the_proposal_and_takes_a_form_answer() {
     let ann = path_of(&p["participants"][0]["response_url"]);
     let page = app.client.get(format!("{}{ann}?tz=America/New_York", app.base)).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    let cookie = page.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_string();
+    let set_cookie = page.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
+    assert!(set_cookie.contains("Path=/p/"), "a browser sends the form's cookie back to /p/: {set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
     let html = page.text().await.unwrap();
     assert!(html.contains("Design review") && html.contains("Wednesday, January 2 at 5:00 AM EST"), "{html}");
     assert!(!html.contains("ben@example.com"), "no other participant's address");

@@ -319,7 +319,9 @@ pub async fn page(
     let zone = zone_of(asked.as_deref());
     let csrf = public::csrf_token(&headers);
     let mut response = render(&token, p, holder, &zone, asked.is_none(), None, &csrf, "");
-    response.headers_mut().append(header::SET_COOKIE, public::csrf_cookie(&csrf, state.public_url.scheme() == "https"));
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, public::csrf_cookie(&csrf, "/p/", state.public_url.scheme() == "https"));
     response
 }
 
@@ -327,14 +329,7 @@ pub async fn page(
 const VOTER_COOKIE: &str = "kairos_voter";
 
 fn voter_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == VOTER_COOKIE)
-        .map(|(_, value)| value.to_string())
+    public::cookies(headers, VOTER_COOKIE).next().map(str::to_string)
 }
 
 fn not_found() -> Response {
