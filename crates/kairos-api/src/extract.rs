@@ -22,22 +22,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
         let bytes =
             axum::body::to_bytes(req.into_body(), BODY_LIMIT).await.map_err(|_| ApiError::too_large(BODY_LIMIT))?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        // serde would read a JSON array as a struct's fields in order; the API takes objects.
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(ApiError::malformed("The body must be a JSON object, e.g. {\"name\": \"…\"}."));
-        }
-        // Plain serde first; only a failed parse pays for tracking the path to the bad field.
-        if let Ok(value) = serde_json::from_slice(bytes) {
-            return Ok(ApiJson(value));
-        }
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
-        de.end().map_err(|e| {
-            ApiError::malformed(format!("The body has data after the JSON value ({e}); send exactly one JSON object."))
-        })?;
-        Ok(ApiJson(value))
+        json_body(&bytes).map(ApiJson)
     }
+}
+
+/// Reads a JSON object body under [`ApiJson`]'s rules, for handlers that read the body
+/// themselves (a page route that takes forms and JSON alike).
+pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    // serde would read a JSON array as a struct's fields in order; the API takes objects.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::malformed("The body must be a JSON object, e.g. {\"name\": \"…\"}."));
+    }
+    // Plain serde first; only a failed parse pays for tracking the path to the bad field.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
+    de.end().map_err(|e| {
+        ApiError::malformed(format!("The body has data after the JSON value ({e}); send exactly one JSON object."))
+    })?;
+    Ok(value)
 }
 
 fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {

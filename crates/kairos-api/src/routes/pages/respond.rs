@@ -228,8 +228,7 @@ pub async fn respond(
 
 async fn respond_json(state: &AppState, token: &str, bytes: &[u8]) -> Result<Json<PublicProposal>, ApiError> {
     let (t, p, holder) = find(state, token).await?.ok_or_else(link_not_found)?;
-    let body: ResponseIn = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::malformed(format!("The body is not a valid response: {e}")))?;
+    let body: ResponseIn = crate::extract::json_body(bytes)?;
     let (action, voter_key) = action(holder, body)?;
     let now = state.clock.now();
     let p = state.store.act_on_proposal(&t, &p.id, action, now).await.map_err(proposal_error(&p.id))?;
