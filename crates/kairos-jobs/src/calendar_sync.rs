@@ -226,11 +226,20 @@ pub struct Syncer {
     pub nudge: Arc<tokio::sync::Notify>,
 }
 
-/// How long a sync may hold its connection's lease (longer syncs risk running twice, never
-/// losing data); a node that dies mid-sync frees the connection after this.
-const SYNC_LEASE: SignedDuration = SignedDuration::from_mins(5);
+/// How long a sync's lease lasts unrenewed. The guard renews it while the sync runs (see
+/// [`Lease`]), so this bounds how long a node that died mid-sync keeps the connection from the
+/// others, not how long a sync may take.
+pub(crate) const SYNC_LEASE: SignedDuration = SignedDuration::from_mins(5);
 /// How long an on-demand sync waits for a sync already running elsewhere.
 const SYNC_WAIT: Duration = Duration::from_secs(30);
+/// Background syncs run at once per node, at most (each one a connection).
+const SYNCS_AT_ONCE: usize = 4;
+
+/// The lease a connection's syncs hold, and its push renewals (a renewal opens channels as a
+/// sync does: one at a time, or two nodes open two for one calendar).
+pub fn sync_lease_key(connection_id: &str) -> String {
+    format!("sync:{connection_id}")
+}
 
 /// What one sync did, for the manual sync's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,21 +263,48 @@ impl Syncer {
         Self::new(feeds, ProviderSync::new(store, clock, client, config, providers))
     }
 
-    /// Syncs one connection, whatever its provider, and records the result. When another
-    /// node (or task) is syncing it, waits up to [`SYNC_WAIT`] for that sync to finish first,
-    /// then syncs; if it is still running then, does nothing (that sync records the result).
+    /// Syncs one connection, whatever its provider, and records the result, due or not. When
+    /// another node (or task) is syncing it, waits up to `SYNC_WAIT` (30 s) for that sync to
+    /// finish first, then syncs; if it is still running then, does nothing (that sync records
+    /// the result).
     pub async fn sync(&self, t: &Tenant, conn: &CalendarConnection) -> Result<Synced, StoreError> {
-        self.sync_leased(t, conn, SYNC_WAIT).await
-    }
-
-    /// One sync of a connection at a time across every node: its lease is held throughout.
-    async fn sync_leased(&self, t: &Tenant, conn: &CalendarConnection, wait: Duration) -> Result<Synced, StoreError> {
-        let key = format!("sync:{}", conn.id);
-        let Some(_lease) = Lease::take(&self.feeds.store, &self.feeds.clock, key, SYNC_LEASE, wait).await? else {
+        let key = sync_lease_key(&conn.id);
+        let Some(_lease) = Lease::take(&self.feeds.store, &self.feeds.clock, key, SYNC_LEASE, SYNC_WAIT).await? else {
             tracing::debug!(connection = %conn.id, "another node is syncing this connection");
             return Ok(Synced { events: 0 });
         };
         self.sync_now(t, conn).await
+    }
+
+    /// A background sync of a connection from a due list: under its lease (held throughout,
+    /// one sync of a connection at a time across every node), and only if the connection is
+    /// still due once the lease is ours. `None` when it was not synced: another node holds
+    /// the lease, or synced it since the list was read (every node reads the same due list,
+    /// and one that gets to a connection after another node finished it would sync it twice),
+    /// or it was disconnected meanwhile.
+    async fn sync_if_due(&self, t: &Tenant, conn: &CalendarConnection) -> Result<Option<Synced>, StoreError> {
+        let key = sync_lease_key(&conn.id);
+        let Some(_lease) = Lease::try_take(&self.feeds.store, &self.feeds.clock, key, SYNC_LEASE).await? else {
+            tracing::debug!(connection = %conn.id, "another node is syncing this connection");
+            return Ok(None);
+        };
+        let Some(current) = self.still_due(t, conn).await? else {
+            tracing::debug!(connection = %conn.id, "no longer due: synced by another node, or disconnected");
+            return Ok(None);
+        };
+        // The connection as it is now: its validators may be newer than the list's.
+        self.sync_now(t, &current).await.map(Some)
+    }
+
+    /// `conn` as stored now, if it is still due for a sync.
+    async fn still_due(&self, t: &Tenant, conn: &CalendarConnection) -> Result<Option<CalendarConnection>, StoreError> {
+        let now = self.feeds.clock.now();
+        let current = self.feeds.store.calendar_connections(t, Some(&conn.user_id)).await?;
+        // Gone (disconnected), or waiting for its user, is not due.
+        Ok(current
+            .into_iter()
+            .find(|c| c.id == conn.id)
+            .filter(|c| c.next_sync_at <= now && c.status != "needs_reauth"))
     }
 
     async fn sync_now(&self, t: &Tenant, conn: &CalendarConnection) -> Result<Synced, StoreError> {
@@ -323,33 +359,58 @@ impl Syncer {
                     continue;
                 }
             };
-            // Each sync in its own task: a panic on one hostile feed is that task's, never the
-            // loop's (which would stop every account's syncs).
-            for (t, conn) in due {
-                let this = self.clone();
-                let id = conn.id.clone();
-                let (t2, conn2) = (t.clone(), conn.clone());
-                // Every node sees the same due connections; the sync lease makes one of them
-                // do each, and the others move on at once.
-                let synced = tokio::spawn(async move { this.sync_leased(&t2, &conn2, Duration::ZERO).await }).await;
-                let failure = match synced {
-                    Ok(Ok(_)) => continue,
-                    Ok(Err(e)) => {
-                        tracing::error!(connection = %id, error = %e, "recording a calendar sync failed");
-                        "recording the sync failed"
-                    }
-                    Err(e) => {
-                        tracing::error!(connection = %id, error = %e, "a calendar sync panicked");
-                        "the sync failed unexpectedly"
-                    }
-                };
-                // Not due again at once: a connection that keeps failing this way must not
-                // hold the head of the queue for everyone else.
-                if let Err(e) = self.postpone(&t, &conn, failure).await {
-                    tracing::error!(connection = %id, error = %e, "postponing a failed calendar sync failed");
-                }
+            self.sync_due(due).await;
+        }
+    }
+
+    /// Syncs the connections of a due list (from [`Store::due_calendar_syncs`], perhaps read a
+    /// while ago), a few at a time (`SYNCS_AT_ONCE`), each under its lease and only if still due;
+    /// returns how many it synced. Every node reads the same due list: the lease makes one node
+    /// sync each connection, the others move on at once.
+    pub async fn sync_due(&self, due: Vec<(Tenant, CalendarConnection)>) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        let mut due = due.into_iter().filter(|(_, conn)| seen.insert(conn.id.clone()));
+        let mut running = tokio::task::JoinSet::new();
+        let mut synced = 0;
+        loop {
+            while running.len() < SYNCS_AT_ONCE {
+                let Some((t, conn)) = due.next() else { break };
+                running.spawn(self.clone().sync_one_due(t, conn));
+            }
+            match running.join_next().await {
+                Some(Ok(true)) => synced += 1,
+                Some(Ok(false)) => {}
+                // `sync_one_due` catches its sync's panic; this one is its own bookkeeping's.
+                Some(Err(e)) => tracing::error!(error = %e, "a calendar sync task failed"),
+                None => return synced,
             }
         }
+    }
+
+    /// One connection of a due list: whether it was synced. A sync that fails to record or
+    /// panics is postponed.
+    async fn sync_one_due(self, t: Tenant, conn: CalendarConnection) -> bool {
+        // The sync in its own task: a panic on one hostile feed is that task's, never the
+        // loop's (which would stop every account's syncs).
+        let this = self.clone();
+        let (t2, conn2) = (t.clone(), conn.clone());
+        let failure = match tokio::spawn(async move { this.sync_if_due(&t2, &conn2).await }).await {
+            Ok(Ok(synced)) => return synced.is_some(),
+            Ok(Err(e)) => {
+                tracing::error!(connection = %conn.id, error = %e, "recording a calendar sync failed");
+                "recording the sync failed"
+            }
+            Err(e) => {
+                tracing::error!(connection = %conn.id, error = %e, "a calendar sync panicked");
+                "the sync failed unexpectedly"
+            }
+        };
+        // Not due again at once: a connection that keeps failing this way must not hold the
+        // head of the queue for everyone else.
+        if let Err(e) = self.postpone(&t, &conn, failure).await {
+            tracing::error!(connection = %conn.id, error = %e, "postponing a failed calendar sync failed");
+        }
+        false
     }
 }
 

@@ -156,9 +156,14 @@ impl EmailWorker {
                 retry_at = ?retry_at, "booking email failed"),
         }
         metrics::counter!("kairos_emails_total", "outcome" => outcome_label(outcome)).increment(1);
-        if let Err(e) = self.store.record_email(t, email, outcome, self.clock.now()).await {
+        match self.store.record_email(t, email, outcome, self.clock.now()).await {
+            Ok(true) => {}
+            // The lease lapsed and another worker claimed the email meanwhile: its outcome will
+            // stand, not this one.
+            Ok(false) => tracing::warn!(booking = %email.booking_id,
+                "a booking email outlived its lease; its outcome was not recorded"),
             // The lease lapses and the email is tried again: at least once.
-            tracing::warn!(error = %e, booking = %email.booking_id, "could not record a booking email");
+            Err(e) => tracing::warn!(error = %e, booking = %email.booking_id, "could not record a booking email"),
         }
     }
 
@@ -207,9 +212,15 @@ impl EmailWorker {
                 retry_at = ?retry_at, "proposal email failed"),
         }
         metrics::counter!("kairos_emails_total", "outcome" => outcome_label(outcome)).increment(1);
-        if let Err(e) = self.store.record_proposal_email(t, email, outcome, self.clock.now()).await {
+        match self.store.record_proposal_email(t, email, outcome, self.clock.now()).await {
+            Ok(true) => {}
+            // As for booking emails.
+            Ok(false) => tracing::warn!(proposal = %email.proposal_id, kind,
+                "a proposal email outlived its lease; its outcome was not recorded"),
             // The lease lapses and the email is tried again: at least once.
-            tracing::warn!(error = %e, proposal = %email.proposal_id, kind, "could not record a proposal email");
+            Err(e) => {
+                tracing::warn!(error = %e, proposal = %email.proposal_id, kind, "could not record a proposal email")
+            }
         }
     }
 
@@ -469,6 +480,7 @@ mod tests {
             last_error: None,
             sent_at: None,
             updated_at: now,
+            lease: None,
         }
     }
 

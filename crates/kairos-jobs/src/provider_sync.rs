@@ -26,11 +26,12 @@ use crate::parsed::{ParsedItems, ReadItems};
 
 /// Access tokens are refreshed this long before they expire.
 pub const REFRESH_MARGIN: SignedDuration = SignedDuration::from_secs(30);
-/// The sealed secret's place, bound into its associated data.
-/// How long a token refresh may hold its connection's lease, and how long another caller
-/// waits for it (a refresh is one HTTP call with a 30 s timeout).
+/// How long a token refresh's lease lasts unrenewed (the guard renews it while the refresh
+/// runs), and how long another caller waits for it (a refresh is one HTTP call with a 30 s
+/// timeout).
 const REFRESH_LEASE: SignedDuration = SignedDuration::from_secs(45);
 const REFRESH_WAIT: Duration = Duration::from_secs(45);
+/// The sealed secret's place, bound into its associated data.
 pub const SECRET_PURPOSE: &str = "calendar_connections.secret";
 
 /// A connection's credentials as sealed in the store.
@@ -132,8 +133,9 @@ pub struct ProviderSync {
     client: reqwest::Client,
     config: SyncConfig,
     providers: Providers,
-    /// One refresh in flight per connection (per process; across nodes the refresh is
-    /// idempotent and the last writer wins — see issue 6).
+    /// One refresh in flight per connection in this process; across nodes, the connection's
+    /// `refresh:` lease (see [`ProviderSync::credentials`]): a rotated refresh token used
+    /// twice would be refused.
     refreshing: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     /// One sync at a time per connection.
     syncing: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,

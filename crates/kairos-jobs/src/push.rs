@@ -7,19 +7,23 @@
 //! compared in constant time. It says only that something changed: the sync that follows
 //! reads what, through the authenticated API.
 
+use std::time::Duration;
+
 use jiff::SignedDuration;
 use kairos_providers::Channel;
 use kairos_store::{CalendarConnection, PushChannel, StoreError, Tenant};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::calendar_sync::{SYNC_LEASE, sync_lease_key};
 use crate::lease::Lease;
 use crate::provider_sync::{CredentialError, ProviderSync};
 
 /// Channels are renewed when they have less than this left.
 pub const RENEW_BEFORE: SignedDuration = SignedDuration::from_hours(24);
-/// How long one renewal may hold its channel's lease.
-const RENEW_LEASE: SignedDuration = SignedDuration::from_mins(2);
+/// How long a renewal asked for out of turn (a Graph `reauthorizationRequired`) waits for a
+/// sync or renewal of its connection running elsewhere.
+const RENEW_WAIT: Duration = Duration::from_secs(30);
 
 /// How long a channel is asked for: Google keeps channels about a week; Graph caps event
 /// subscriptions at 4,230 minutes, so ask for less.
@@ -53,7 +57,9 @@ impl ProviderSync {
         Some(format!("{}/v1/providers/{provider}/notifications", base.as_str().trim_end_matches('/')))
     }
 
-    /// Opens a channel for each selected calendar of an OAuth connection that has none.
+    /// Opens a channel for each selected calendar of an OAuth connection that has none. The
+    /// caller holds the connection's sync lease (a sync, or a renewal), so two nodes never open
+    /// two channels for one calendar.
     pub async fn ensure_push(&self, t: &Tenant, conn: &CalendarConnection) -> Result<usize, StoreError> {
         let Some(address) = self.push_address(&conn.provider) else { return Ok(0) };
         if self.providers().oauth(&conn.provider).is_none() {
@@ -112,10 +118,9 @@ impl ProviderSync {
         let before = now.saturating_add(RENEW_BEFORE).unwrap_or(now);
         let mut renewed = 0;
         for (t, channel) in self.store().expiring_push_channels(before, limit).await? {
-            // Every node sees the same expiring channels; one renews each.
-            let key = format!("renew:{}", channel.id);
-            let Some(_lease) = Lease::try_take(self.store(), self.clock(), key, RENEW_LEASE).await? else { continue };
-            if self.renew(&t, &channel).await? {
+            // Every node sees the same expiring channels; one renews each, and a connection
+            // being synced right now is left for the next round.
+            if self.renew_leased(&t, &channel, Duration::ZERO).await? {
                 renewed += 1;
             }
         }
@@ -123,9 +128,35 @@ impl ProviderSync {
     }
 
     /// Renews one channel: Graph extends a subscription in place; a Google channel cannot be
-    /// extended, so a new one is opened (with a new token) and the old one stopped. A channel
-    /// that cannot be renewed is dropped; the connection's next sync opens a new one.
+    /// extended, so a new one is opened (with a new token) and the old one stopped. Runs under
+    /// its connection's sync lease, waiting up to 30 s for a sync or renewal running elsewhere;
+    /// false when the lease stayed taken, the channel was renewed or dropped meanwhile, or it
+    /// could not be renewed (then it is dropped; the connection's next sync opens a new one).
     pub async fn renew(&self, t: &Tenant, channel: &PushChannel) -> Result<bool, StoreError> {
+        self.renew_leased(t, channel, RENEW_WAIT).await
+    }
+
+    /// A renewal opens channels as a sync does, so it holds the same lease: two nodes renewing
+    /// one channel, or one renewing while another syncs, would open two channels for one
+    /// calendar. Once the lease is ours the channel is read again: the caller's copy may
+    /// predate another node's renewal (which replaced or extended it).
+    async fn renew_leased(&self, t: &Tenant, channel: &PushChannel, wait: Duration) -> Result<bool, StoreError> {
+        let key = sync_lease_key(&channel.connection_id);
+        let Some(_lease) = Lease::take(self.store(), self.clock(), key, SYNC_LEASE, wait).await? else {
+            tracing::debug!(channel = %channel.id, "the connection is busy elsewhere; renewing later");
+            return Ok(false);
+        };
+        match self.store().push_channel(&channel.id).await? {
+            Some((_, current)) if current.expires_at == channel.expires_at => self.renew_now(t, &current).await,
+            _ => {
+                tracing::debug!(channel = %channel.id, "renewed or dropped by another node meanwhile");
+                Ok(false)
+            }
+        }
+    }
+
+    /// [`ProviderSync::renew`]'s work, once the caller holds the connection's sync lease.
+    async fn renew_now(&self, t: &Tenant, channel: &PushChannel) -> Result<bool, StoreError> {
         let conn =
             self.store().calendar_connections(t, None).await?.into_iter().find(|c| c.id == channel.connection_id);
         let Some(conn) = conn else {

@@ -100,7 +100,13 @@ impl WriteBack {
             WriteOutcome::Failed { retry_at: None, .. } => "failed",
         };
         metrics::counter!("kairos_calendar_writes_total", "outcome" => label).increment(1);
-        self.store.record_calendar_write(t, w, &outcome, self.clock.now()).await
+        if !self.store.record_calendar_write(t, w, &outcome, self.clock.now()).await? {
+            // The lease lapsed and another worker claimed the write meanwhile: its outcome will
+            // stand, not this one.
+            tracing::warn!(booking = %w.booking_id, user = %w.user_id, outcome = label,
+                "a calendar write outlived its lease; its outcome was not recorded");
+        }
+        Ok(())
     }
 
     async fn attempt(&self, t: &Tenant, w: &CalendarWrite) -> Result<WriteOutcome, Attempt> {

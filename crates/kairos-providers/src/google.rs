@@ -11,8 +11,12 @@
 //!
 //! Push: Google cannot extend a watch channel, so [`Provider::renew`] opens a new channel and
 //! stops the old one. The trait's `Channel` does not carry the calendar, address and token a
-//! new channel needs, so this adapter remembers them for the channels it opened; renewing a
-//! channel opened by another process answers [`ProviderError::NotFound`] (watch again).
+//! new channel needs, so this adapter remembers them for the live channels it opened (expired
+//! ones are forgotten, and at most [`MAX_WATCHES`] are kept); renewing a channel it does not
+//! remember — opened by another process, lapsed, or forgotten — answers
+//! [`ProviderError::NotFound`] (watch again). Kairos itself never relies on this: it renews a
+//! Google channel by watching again from what it stored (`kairos-jobs`' push renewal), so on
+//! several nodes any node renews any channel.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -44,12 +48,18 @@ const PAGE_SIZE: &str = "2500";
 /// Calendars one `freeBusy` request may name.
 const FREE_BUSY_CALENDARS: usize = 50;
 
+/// Channels remembered for [`Provider::renew`] at most; past it, the ones lapsing soonest are
+/// forgotten first.
+pub const MAX_WATCHES: usize = 1024;
+
 /// What a new channel needs to replace an old one.
 #[derive(Debug, Clone)]
 struct WatchTarget {
     calendar: String,
     address: String,
     token: String,
+    /// When the channel lapses: remembering it past then is of no use.
+    expires_at: Timestamp,
 }
 
 /// The Google Calendar adapter. One value serves every connection.
@@ -119,10 +129,21 @@ impl Google {
 
     fn remember(&self, channel: &str, target: Option<WatchTarget>) {
         let mut watches = self.watches.lock().unwrap_or_else(PoisonError::into_inner);
-        match target {
-            Some(t) => watches.insert(channel.to_string(), t),
-            None => watches.remove(channel),
+        let Some(target) = target else {
+            watches.remove(channel);
+            return;
         };
+        // Channels lapse without being stopped (a node that re-watched elsewhere, a process
+        // that stopped caring): forget those, so the map stays the size of what is live.
+        let now = Timestamp::now();
+        watches.retain(|_, t| t.expires_at > now);
+        while watches.len() >= MAX_WATCHES {
+            let Some(soonest) = watches.iter().min_by_key(|(_, t)| t.expires_at).map(|(id, _)| id.clone()) else {
+                break;
+            };
+            watches.remove(&soonest);
+        }
+        watches.insert(channel.to_string(), target);
     }
 }
 
@@ -362,8 +383,12 @@ impl Provider for Google {
             Self::read(self.call(auth, self.client.post(url).json(&body)).await?).await?;
         // Google may shorten the lifetime it was asked for: its answer is the truth.
         let expires = answer.expiration.and_then(|ms| Timestamp::from_millisecond(ms.0).ok()).unwrap_or(expires_at);
-        let target =
-            WatchTarget { calendar: calendar.to_string(), address: address.to_string(), token: token.to_string() };
+        let target = WatchTarget {
+            calendar: calendar.to_string(),
+            address: address.to_string(),
+            token: token.to_string(),
+            expires_at: expires,
+        };
         self.remember(&answer.id, Some(target));
         Ok(Some(Channel { id: answer.id, resource_id: answer.resource_id, expires_at: expires }))
     }
@@ -401,5 +426,46 @@ impl Provider for Google {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use jiff::SignedDuration;
+
+    use super::*;
+
+    fn target(expires_at: Timestamp) -> WatchTarget {
+        WatchTarget { calendar: "primary".into(), address: "https://k.example/n".into(), token: "t".into(), expires_at }
+    }
+
+    fn remembered(google: &Google) -> usize {
+        google.watches.lock().unwrap().len()
+    }
+
+    #[test]
+    fn the_channels_remembered_for_renewal_stay_bounded() {
+        let google = Google::new(reqwest::Client::new(), Url::parse(DEFAULT_API_BASE).unwrap());
+        let now = Timestamp::now();
+        // Lapsed channels are forgotten as new ones are opened.
+        google.remember("lapsed", Some(target(now - SignedDuration::from_mins(1))));
+        google.remember("live", Some(target(now + SignedDuration::from_hours(1))));
+        assert_eq!(remembered(&google), 1);
+        // However many live ones are opened (and never stopped here), the map is capped; the
+        // ones lapsing soonest go first.
+        for i in 0..MAX_WATCHES + 10 {
+            let minutes = i64::try_from(i).unwrap() + 120;
+            google.remember(&format!("ch{i}"), Some(target(now + SignedDuration::from_mins(minutes))));
+        }
+        assert_eq!(remembered(&google), MAX_WATCHES);
+        let watches = google.watches.lock().unwrap();
+        assert!(!watches.contains_key("live") && !watches.contains_key("ch0"), "the soonest to lapse were forgotten");
+        assert!(watches.contains_key(&format!("ch{}", MAX_WATCHES + 9)));
+        drop(watches);
+        // Stopping forgets at once.
+        google.remember(&format!("ch{}", MAX_WATCHES + 9), None);
+        assert_eq!(remembered(&google), MAX_WATCHES - 1);
     }
 }

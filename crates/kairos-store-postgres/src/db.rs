@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kairos_store::StoreError;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{ConnectOptions, PgConnection, PgPool};
 use tokio::sync::Notify;
 
 /// Channel that says "events were recorded" (the delivery workers dispatch them).
@@ -19,9 +19,18 @@ pub(crate) const DELIVERIES_CHANNEL: &str = "kairos_deliveries";
 pub struct PgOptions {
     /// `postgres://user:pass@host:port/db?…`
     pub url: String,
-    /// Connections this node keeps at most.
+    /// Connections this node keeps at most (2 at least). Its `LISTEN` connection is one of
+    /// them, held for as long as the store is open; requests and workers share the rest.
     pub max_connections: u32,
-    /// Longest a statement may run before PostgreSQL cancels it.
+    /// Longest a statement may run before PostgreSQL cancels it (`statement_timeout`, from
+    /// `KAIROS_DATABASE_STATEMENT_TIMEOUT`). It is also every connection's `lock_timeout`,
+    /// which has no setting of its own. A lock wait (a row lock, a booking's advisory locks
+    /// behind a stuck transaction) happens inside a statement, so with the two equal the
+    /// statement timeout is what ends a stuck wait (SQLSTATE 57014, `query_canceled`);
+    /// `lock_timeout` is the backstop that keeps lock waits bounded should a statement's
+    /// timeout be lifted (`SET LOCAL statement_timeout = 0`), failing with 55P03
+    /// (`lock_not_available`). Either way a writer behind a stuck transaction fails after this
+    /// long instead of queueing every other writer behind it; both are backend errors to callers.
     pub statement_timeout: Duration,
     /// Longest a request waits for a free connection.
     pub acquire_timeout: Duration,
@@ -38,15 +47,31 @@ impl PgOptions {
     }
 }
 
-pub(crate) async fn connect(options: &PgOptions) -> Result<PgPool, StoreError> {
+fn connect_options(options: &PgOptions) -> Result<PgConnectOptions, StoreError> {
     let connect: PgConnectOptions = options
         .url
         .parse()
         .map_err(|e| StoreError::Backend(format!("KAIROS_DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
+    Ok(connect.application_name("kairos"))
+}
+
+/// One connection for migrations, without the pool's timeouts: a step on a large table (an
+/// index build, a rewrite) may rightly take longer than any request, and a node waits for
+/// another node's migrations (sqlx's advisory lock) as long as they take.
+pub(crate) async fn connect_for_migrations(options: &PgOptions) -> Result<PgConnection, StoreError> {
+    connect_options(options)?
+        .options([("statement_timeout", "0"), ("lock_timeout", "0")])
+        .connect()
+        .await
+        .map_err(|e| StoreError::Backend(format!("connecting to PostgreSQL failed: {e}")))
+}
+
+pub(crate) async fn connect(options: &PgOptions) -> Result<PgPool, StoreError> {
+    let connect = connect_options(options)?;
     let timeout = options.statement_timeout.as_millis().to_string();
-    let connect = connect
-        .application_name("kairos")
-        .options([("statement_timeout", timeout.as_str()), ("lock_timeout", timeout.as_str())]);
+    // Session settings of every pooled connection; `lock_timeout` is the statement timeout
+    // (see [`PgOptions::statement_timeout`]).
+    let connect = connect.options([("statement_timeout", timeout.as_str()), ("lock_timeout", timeout.as_str())]);
     PgPoolOptions::new()
         .max_connections(options.max_connections.max(2))
         .acquire_timeout(options.acquire_timeout)

@@ -71,7 +71,7 @@ pub(crate) async fn enqueue(
 macro_rules! email_columns {
     () => {
         "booking_id, recipient, name, user_id, kind, version, sent_version, status, attempts, next_attempt_at, \
-         last_error, sent_at, updated_at, account_id, mode"
+         last_error, sent_at, updated_at, account_id, mode, leased_until"
     };
 }
 
@@ -92,6 +92,7 @@ struct EmailRow {
     updated_at: i64,
     account_id: String,
     mode: String,
+    leased_until: Option<i64>,
 }
 
 impl EmailRow {
@@ -110,11 +111,13 @@ impl EmailRow {
             last_error: self.last_error,
             sent_at: self.sent_at.map(ts).transpose()?,
             updated_at: ts(self.updated_at)?,
+            lease: self.leased_until.map(ts).transpose()?,
         };
         Ok((tenant_of(self.account_id, &self.mode)?, email))
     }
 }
 
+/// Claims due emails under a lease, its end the claim's fencing token (as in `writes::claim`).
 pub(crate) async fn claim(
     db: &PgPool,
     now: Timestamp,
@@ -123,7 +126,7 @@ pub(crate) async fn claim(
 ) -> StoreResult<Vec<(Tenant, BookingEmail)>> {
     let until = now.saturating_add(lease).unwrap_or(now);
     let rows = sqlx::query_as::<_, EmailRow>(concat!(
-        "UPDATE booking_emails SET leased_until = $1
+        "UPDATE booking_emails SET leased_until = GREATEST($1, coalesce(leased_until, 0) + 1)
           WHERE (booking_id, recipient) IN (
                 SELECT booking_id, recipient FROM booking_emails
                  WHERE status = 'pending' AND next_attempt_at <= $2 AND (leased_until IS NULL OR leased_until <= $2)
@@ -143,20 +146,21 @@ pub(crate) async fn claim(
     Ok(claimed)
 }
 
+/// Records a claimed email; false, changing nothing, when its claim no longer holds the row.
 pub(crate) async fn record(
     db: &PgPool,
     t: &Tenant,
     e: &BookingEmail,
     outcome: &EmailOutcome,
     now: Timestamp,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let (why, retry_at) = match outcome {
         EmailOutcome::Sent => (None, None),
         EmailOutcome::Skipped(why) => (Some(why.as_str()), None),
         EmailOutcome::Failed { error: why, retry_at } => (Some(why.as_str()), retry_at.map(ms)),
     };
-    // $1 the version sent, $2 now, $3 why, $4 the retry time; a newer version of the row
-    // (the booking changed meanwhile) stays pending for that one.
+    // $1 the version sent, $2 now, $3 why, $4 the retry time, $9 the claim's lease; a newer
+    // version of the row (the booking changed meanwhile) stays pending for that one.
     let set = match outcome {
         EmailOutcome::Sent => {
             "sent_version = $1, sent_at = $2, attempts = 0, last_error = NULL,
@@ -176,9 +180,9 @@ pub(crate) async fn record(
     };
     let sql = format!(
         "UPDATE booking_emails SET leased_until = NULL, updated_at = $2, {set}
-          WHERE booking_id = $5 AND recipient = $6 AND account_id = $7 AND mode = $8"
+          WHERE booking_id = $5 AND recipient = $6 AND account_id = $7 AND mode = $8 AND leased_until = $9"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(e.version)
         .bind(ms(now))
         .bind(why)
@@ -187,10 +191,11 @@ pub(crate) async fn record(
         .bind(&e.recipient)
         .bind(&t.account_id)
         .bind(t.mode.as_str())
+        .bind(e.lease.map(ms))
         .execute(db)
         .await
         .map_err(error)?;
-    Ok(())
+    Ok(done.rows_affected() > 0)
 }
 
 pub(crate) async fn of_booking(db: &PgPool, t: &Tenant, booking_id: &str) -> StoreResult<Vec<BookingEmail>> {

@@ -64,8 +64,11 @@ impl PgStore {
     /// Connects, applies pending migrations (under an advisory lock: several nodes may start
     /// at once) and starts listening for other nodes' notifications.
     pub async fn open(options: &PgOptions) -> Result<Self, StoreError> {
+        let mut migrating = db::connect_for_migrations(options).await?;
+        MIGRATOR.run(&mut migrating).await.map_err(|e| StoreError::Backend(format!("migrations failed: {e}")))?;
+        // Closing is a courtesy to the server; the migrations are committed either way.
+        let _ = sqlx::Connection::close(migrating).await;
         let pool = db::connect(options).await?;
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Backend(format!("migrations failed: {e}")))?;
         let (events, deliveries) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
         let (outgoing_events, outgoing_deliveries) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
         let tasks = vec![
@@ -465,7 +468,7 @@ impl Store for PgStore {
         write: &CalendarWrite,
         outcome: &WriteOutcome,
         now: Timestamp,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         writes::record(&self.pool, t, write, outcome, now).await
     }
 
@@ -566,7 +569,7 @@ impl Store for PgStore {
         email: &ProposalEmail,
         outcome: &EmailOutcome,
         now: Timestamp,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         proposals::record_email(&self.pool, t, email, outcome, now).await
     }
 
@@ -589,7 +592,7 @@ impl Store for PgStore {
         email: &BookingEmail,
         outcome: &EmailOutcome,
         now: Timestamp,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         emails::record(&self.pool, t, email, outcome, now).await
     }
 

@@ -401,7 +401,7 @@ pub(crate) async fn expire(db: &PgPool, now: Timestamp, limit: usize) -> StoreRe
 macro_rules! email_columns {
     () => {
         "proposal_id, recipient, name, link_sealed, kind, version, sent_version, status, attempts, next_attempt_at, \
-         last_error, sent_at, updated_at, account_id, mode, position"
+         last_error, sent_at, updated_at, account_id, mode, leased_until, position"
     };
 }
 
@@ -423,6 +423,7 @@ struct EmailRow {
     account_id: String,
     mode: String,
     position: i32,
+    leased_until: Option<i64>,
 }
 
 impl EmailRow {
@@ -441,11 +442,13 @@ impl EmailRow {
             last_error: self.last_error,
             sent_at: self.sent_at.map(ts).transpose()?,
             updated_at: ts(self.updated_at)?,
+            lease: self.leased_until.map(ts).transpose()?,
         };
         Ok((tenant_of(self.account_id, &self.mode)?, email))
     }
 }
 
+/// Claims due emails under a lease, its end the claim's fencing token (as in `writes::claim`).
 pub(crate) async fn claim_emails(
     db: &PgPool,
     now: Timestamp,
@@ -454,7 +457,7 @@ pub(crate) async fn claim_emails(
 ) -> StoreResult<Vec<(Tenant, ProposalEmail)>> {
     let until = now.saturating_add(lease).unwrap_or(now);
     let mut rows = sqlx::query_as::<_, EmailRow>(concat!(
-        "UPDATE proposal_emails SET leased_until = $1
+        "UPDATE proposal_emails SET leased_until = GREATEST($1, coalesce(leased_until, 0) + 1)
           WHERE (proposal_id, recipient) IN (
                 SELECT proposal_id, recipient FROM proposal_emails
                  WHERE status = 'pending' AND next_attempt_at <= $2 AND (leased_until IS NULL OR leased_until <= $2)
@@ -475,22 +478,25 @@ pub(crate) async fn claim_emails(
     rows.into_iter().map(EmailRow::into_record).collect()
 }
 
+/// Records a claimed proposal email; false, changing nothing, when its claim no longer holds
+/// the row.
 pub(crate) async fn record_email(
     db: &PgPool,
     t: &Tenant,
     e: &ProposalEmail,
     outcome: &EmailOutcome,
     now: Timestamp,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let (why, retry_at) = match outcome {
         EmailOutcome::Sent => (None, None),
         EmailOutcome::Skipped(why) => (Some(why.as_str()), None),
         EmailOutcome::Failed { error: why, retry_at } => (Some(why.as_str()), retry_at.map(ms)),
     };
-    // $1 the version attempted, $2 now, $3 why, $4 the retry time. A newer version of the row
-    // (an outcome or a cancellation wanted meanwhile) stays pending for that one. The sealed
-    // link goes with a final outcome, and with any send or skip: once the invitation went out
-    // or was given up, or the row moved on to an outcome (which needs no link).
+    // $1 the version attempted, $2 now, $3 why, $4 the retry time, $9 the claim's lease. A
+    // newer version of the row (an outcome or a cancellation wanted meanwhile) stays pending
+    // for that one. The sealed link goes with a final outcome, and with any send or skip: once
+    // the invitation went out or was given up, or the row moved on to an outcome (which needs
+    // no link).
     let set = match outcome {
         EmailOutcome::Sent => {
             "sent_version = $1, sent_at = $2, attempts = 0, last_error = NULL, link_sealed = NULL,
@@ -511,9 +517,9 @@ pub(crate) async fn record_email(
     };
     let sql = format!(
         "UPDATE proposal_emails SET leased_until = NULL, updated_at = $2, {set}
-          WHERE proposal_id = $5 AND recipient = $6 AND account_id = $7 AND mode = $8"
+          WHERE proposal_id = $5 AND recipient = $6 AND account_id = $7 AND mode = $8 AND leased_until = $9"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(e.version)
         .bind(ms(now))
         .bind(why)
@@ -522,10 +528,11 @@ pub(crate) async fn record_email(
         .bind(&e.recipient)
         .bind(&t.account_id)
         .bind(t.mode.as_str())
+        .bind(e.lease.map(ms))
         .execute(db)
         .await
         .map_err(error)?;
-    Ok(())
+    Ok(done.rows_affected() > 0)
 }
 
 /// Skips every due, unleased proposal email for `reason`, erasing its sealed link.

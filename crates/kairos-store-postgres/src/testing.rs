@@ -8,7 +8,8 @@
 
 #![allow(clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
@@ -94,11 +95,29 @@ fn unavailable<T>(why: &str) -> Option<T> {
     if required() {
         panic!("KAIROS_REQUIRE_PEERS=1 but PostgreSQL at {} is unavailable: {why}", server_url());
     }
-    eprintln!(
-        "\n*** SKIPPED: PostgreSQL at {} is unavailable ({why}); set KAIROS_TEST_POSTGRES_URL to run the PostgreSQL tests ***\n",
-        server_url()
-    );
+    static BANNER_SHOWN: AtomicBool = AtomicBool::new(false);
+    let mut said = String::new();
+    if !BANNER_SHOWN.swap(true, Ordering::SeqCst) {
+        said.push_str(&format!(
+            "\n*** SKIPPING the PostgreSQL tests: PostgreSQL at {} is unavailable ({why}).\n\
+             *** They pass as \"ok\" without running. Start a server or set KAIROS_TEST_POSTGRES_URL;\n\
+             *** KAIROS_REQUIRE_PEERS=1 makes this a failure.\n",
+            server_url()
+        ));
+    }
+    said.push_str(&format!("*** SKIPPED (no PostgreSQL): {}\n", skipped_test()));
+    // Not `eprintln!`: the harness captures that. One write, so parallel tests' lines do not
+    // interleave.
+    let _ = std::io::stderr().lock().write_all(said.as_bytes());
     None
+}
+
+/// The running test's name: the harness names each test's thread after it.
+fn skipped_test() -> String {
+    match std::thread::current().name() {
+        Some(name) if name != "main" && !name.starts_with("tokio-") => name.to_string(),
+        _ => "a test (run on a thread not named after it)".to_string(),
+    }
 }
 
 /// `url` with its database path replaced by `name`.

@@ -63,7 +63,7 @@ pub(crate) async fn enqueue(c: &mut PgConnection, t: &Tenant, booking: &Booking,
 macro_rules! write_columns {
     () => {
         "booking_id, user_id, connection_id, calendar_id, remote_id, etag, wanted, version, status, attempts, \
-         next_attempt_at, last_error, updated_at, account_id, mode"
+         next_attempt_at, last_error, updated_at, account_id, mode, leased_until"
     };
 }
 
@@ -84,6 +84,7 @@ struct WriteRow {
     updated_at: i64,
     account_id: String,
     mode: String,
+    leased_until: Option<i64>,
 }
 
 impl WriteRow {
@@ -105,13 +106,15 @@ impl WriteRow {
                 next_attempt_at: ts(self.next_attempt_at)?,
                 last_error: self.last_error,
                 updated_at: ts(self.updated_at)?,
+                lease: self.leased_until.map(ts).transpose()?,
             },
         ))
     }
 }
 
 /// Claims due writes under a lease. Rows another node is claiming right now are skipped, not
-/// waited for.
+/// waited for. The lease written is the claim's fencing token (see `CalendarWrite::lease`):
+/// past the lapsed one it replaces even when `lease` is not positive.
 pub(crate) async fn claim(
     db: &PgPool,
     now: Timestamp,
@@ -120,7 +123,7 @@ pub(crate) async fn claim(
 ) -> StoreResult<Vec<(Tenant, CalendarWrite)>> {
     let until = now.saturating_add(lease).unwrap_or(now);
     let mut rows = sqlx::query_as::<_, WriteRow>(concat!(
-        "UPDATE calendar_writes SET leased_until = $1
+        "UPDATE calendar_writes SET leased_until = GREATEST($1, coalesce(leased_until, 0) + 1)
           WHERE (booking_id, user_id) IN (
                 SELECT booking_id, user_id FROM calendar_writes
                  WHERE status = 'pending' AND next_attempt_at <= $2 AND (leased_until IS NULL OR leased_until <= $2)
@@ -142,14 +145,17 @@ pub(crate) async fn claim(
     rows.into_iter().map(WriteRow::into_write).collect()
 }
 
+/// Records a claimed write; false, changing nothing, when its claim no longer holds the row
+/// (`leased_until` is no longer the claim's token).
 pub(crate) async fn record(
     db: &PgPool,
     t: &Tenant,
     w: &CalendarWrite,
     outcome: &WriteOutcome,
     now: Timestamp,
-) -> StoreResult<()> {
-    match outcome {
+) -> StoreResult<bool> {
+    let lease = w.lease.map(ms);
+    let done = match outcome {
         WriteOutcome::Written { remote_id, etag } => {
             // A change queued while this version was written keeps the row pending.
             sqlx::query(
@@ -157,7 +163,7 @@ pub(crate) async fn record(
                     SET remote_id = $1, etag = $2, written_version = $3, leased_until = NULL, attempts = 0,
                         last_error = NULL, updated_at = $4,
                         status = CASE WHEN version = $3 THEN 'done' ELSE 'pending' END
-                  WHERE booking_id = $5 AND user_id = $6 AND account_id = $7 AND mode = $8",
+                  WHERE booking_id = $5 AND user_id = $6 AND account_id = $7 AND mode = $8 AND leased_until = $9",
             )
             .bind(remote_id.as_deref())
             .bind(etag.as_deref())
@@ -167,9 +173,10 @@ pub(crate) async fn record(
             .bind(&w.user_id)
             .bind(&t.account_id)
             .bind(t.mode.as_str())
+            .bind(lease)
             .execute(db)
             .await
-            .map_err(error)?;
+            .map_err(error)?
         }
         WriteOutcome::Failed { error: why, retry_at } => {
             // A newer change resets the attempts: only a failure of the current version counts.
@@ -180,7 +187,7 @@ pub(crate) async fn record(
                         status = CASE WHEN version = $3 AND $4::bigint IS NULL THEN 'failed' ELSE 'pending' END,
                         next_attempt_at = CASE WHEN version = $3 THEN coalesce($4::bigint, next_attempt_at)
                                                ELSE next_attempt_at END
-                  WHERE booking_id = $5 AND user_id = $6 AND account_id = $7 AND mode = $8",
+                  WHERE booking_id = $5 AND user_id = $6 AND account_id = $7 AND mode = $8 AND leased_until = $9",
             )
             .bind(why)
             .bind(ms(now))
@@ -190,12 +197,13 @@ pub(crate) async fn record(
             .bind(&w.user_id)
             .bind(&t.account_id)
             .bind(t.mode.as_str())
+            .bind(lease)
             .execute(db)
             .await
-            .map_err(error)?;
+            .map_err(error)?
         }
-    }
-    Ok(())
+    };
+    Ok(done.rows_affected() > 0)
 }
 
 /// The provider event ids Kairos wrote to a calendar (a sync skips them: they are bookings'

@@ -93,7 +93,7 @@ pub(crate) fn enqueue(
 }
 
 const COLUMNS: &str = "booking_id, recipient, name, user_id, kind, version, sent_version, status, attempts, \
-                       next_attempt_at, last_error, sent_at, updated_at, account_id, mode";
+                       next_attempt_at, last_error, sent_at, updated_at, account_id, mode, leased_until";
 
 /// One row as its tenant and email.
 fn finish(row: &rusqlite::Row<'_>) -> rusqlite::Result<(BookingEmailRow, String, String)> {
@@ -112,6 +112,7 @@ fn finish(row: &rusqlite::Row<'_>) -> rusqlite::Result<(BookingEmailRow, String,
             last_error: row.get(10)?,
             sent_at: row.get(11)?,
             updated_at: row.get(12)?,
+            lease: row.get(15)?,
         },
         row.get(13)?,
         row.get(14)?,
@@ -132,6 +133,7 @@ struct BookingEmailRow {
     last_error: Option<String>,
     sent_at: Option<i64>,
     updated_at: i64,
+    lease: Option<i64>,
 }
 
 impl BookingEmailRow {
@@ -151,10 +153,12 @@ impl BookingEmailRow {
             last_error: self.last_error,
             sent_at: self.sent_at.map(ts).transpose()?,
             updated_at: ts(self.updated_at)?,
+            lease: self.lease.map(ts).transpose()?,
         })
     }
 }
 
+/// Claims due emails under a lease, its end the claim's fencing token (as in `writes::claim`).
 pub(crate) fn claim(
     c: &Connection,
     now: Timestamp,
@@ -164,7 +168,7 @@ pub(crate) fn claim(
     let until = now.saturating_add(lease).unwrap_or(now);
     let rows = c
         .prepare_cached(&format!(
-            "UPDATE booking_emails SET leased_until = ?1
+            "UPDATE booking_emails SET leased_until = max(?1, coalesce(leased_until, 0) + 1)
               WHERE rowid IN (SELECT rowid FROM booking_emails
                                WHERE status = 'pending' AND next_attempt_at <= ?2
                                  AND (leased_until IS NULL OR leased_until <= ?2)
@@ -184,23 +188,25 @@ pub(crate) fn claim(
         .collect()
 }
 
+/// Records a claimed email; false, changing nothing, when its claim no longer holds the row.
 pub(crate) fn record(
     c: &Connection,
     t: &Tenant,
     e: &BookingEmail,
     outcome: &EmailOutcome,
     now: Timestamp,
-) -> StoreResult<()> {
-    match outcome {
+) -> StoreResult<bool> {
+    let lease = e.lease.map(ms);
+    let recorded = match outcome {
         EmailOutcome::Sent => c
             .prepare_cached(
                 "UPDATE booking_emails
                     SET sent_version = ?1, sent_at = ?2, leased_until = NULL, attempts = 0, last_error = NULL,
                         updated_at = ?2, status = CASE WHEN version = ?1 THEN 'sent' ELSE 'pending' END
-                  WHERE booking_id = ?3 AND recipient = ?4 AND account_id = ?5 AND mode = ?6",
+                  WHERE booking_id = ?3 AND recipient = ?4 AND account_id = ?5 AND mode = ?6 AND leased_until = ?7",
             )
             .and_then(|mut s| {
-                s.execute(params![e.version, ms(now), e.booking_id, e.recipient, t.account_id, t.mode.as_str()])
+                s.execute(params![e.version, ms(now), e.booking_id, e.recipient, t.account_id, t.mode.as_str(), lease])
             }),
         EmailOutcome::Skipped(why) => c
             .prepare_cached(
@@ -208,10 +214,19 @@ pub(crate) fn record(
                     SET leased_until = NULL, updated_at = ?2,
                         last_error = CASE WHEN version = ?1 THEN ?3 ELSE last_error END,
                         status = CASE WHEN version = ?1 THEN 'skipped' ELSE 'pending' END
-                  WHERE booking_id = ?4 AND recipient = ?5 AND account_id = ?6 AND mode = ?7",
+                  WHERE booking_id = ?4 AND recipient = ?5 AND account_id = ?6 AND mode = ?7 AND leased_until = ?8",
             )
             .and_then(|mut s| {
-                s.execute(params![e.version, ms(now), why, e.booking_id, e.recipient, t.account_id, t.mode.as_str()])
+                s.execute(params![
+                    e.version,
+                    ms(now),
+                    why,
+                    e.booking_id,
+                    e.recipient,
+                    t.account_id,
+                    t.mode.as_str(),
+                    lease
+                ])
             }),
         // A newer change resets the attempts: only a failure of the current version counts.
         EmailOutcome::Failed { error: why, retry_at } => c
@@ -221,7 +236,7 @@ pub(crate) fn record(
                         attempts = CASE WHEN version = ?3 THEN attempts + 1 ELSE attempts END,
                         status = CASE WHEN version = ?3 AND ?4 IS NULL THEN 'failed' ELSE 'pending' END,
                         next_attempt_at = CASE WHEN version = ?3 THEN coalesce(?4, next_attempt_at) ELSE next_attempt_at END
-                  WHERE booking_id = ?5 AND recipient = ?6 AND account_id = ?7 AND mode = ?8",
+                  WHERE booking_id = ?5 AND recipient = ?6 AND account_id = ?7 AND mode = ?8 AND leased_until = ?9",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -232,12 +247,13 @@ pub(crate) fn record(
                     e.booking_id,
                     e.recipient,
                     t.account_id,
-                    t.mode.as_str()
+                    t.mode.as_str(),
+                    lease
                 ])
             }),
     }
     .map_err(error)?;
-    Ok(())
+    Ok(recorded > 0)
 }
 
 pub(crate) fn of_booking(c: &Connection, t: &Tenant, booking_id: &str) -> StoreResult<Vec<BookingEmail>> {

@@ -763,9 +763,9 @@ impl Store for SqliteStore {
         write: &CalendarWrite,
         outcome: &WriteOutcome,
         now: Timestamp,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let (t, write, outcome) = (t.clone(), write.clone(), outcome.clone());
-        self.write(move |c| writes::record(c, &t, &write, &outcome, now).map(|()| ((), Vec::new()))).await
+        self.write(move |c| writes::record(c, &t, &write, &outcome, now).map(|r| (r, Vec::new()))).await
     }
 
     async fn written_event_ids(&self, t: &Tenant, calendar_id: &str) -> StoreResult<std::collections::HashSet<String>> {
@@ -889,9 +889,9 @@ impl Store for SqliteStore {
         email: &ProposalEmail,
         outcome: &EmailOutcome,
         now: Timestamp,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let (t, email, outcome) = (t.clone(), email.clone(), outcome.clone());
-        self.write(move |c| proposals::record_email(c, &t, &email, &outcome, now).map(|()| ((), Vec::new()))).await
+        self.write(move |c| proposals::record_email(c, &t, &email, &outcome, now).map(|r| (r, Vec::new()))).await
     }
 
     async fn proposal_emails(&self, t: &Tenant, proposal_id: &str) -> StoreResult<Vec<ProposalEmail>> {
@@ -914,9 +914,9 @@ impl Store for SqliteStore {
         email: &BookingEmail,
         outcome: &EmailOutcome,
         now: Timestamp,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let (t, email, outcome) = (t.clone(), email.clone(), outcome.clone());
-        self.write(move |c| emails::record(c, &t, &email, &outcome, now).map(|()| ((), Vec::new()))).await
+        self.write(move |c| emails::record(c, &t, &email, &outcome, now).map(|r| (r, Vec::new()))).await
     }
 
     async fn skip_due_emails(&self, now: Timestamp, reason: &str) -> StoreResult<usize> {

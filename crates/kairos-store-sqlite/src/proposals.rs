@@ -298,7 +298,8 @@ pub(crate) fn expire(c: &Connection, now: Timestamp, limit: usize) -> StoreResul
 }
 
 const EMAIL_COLUMNS: &str = "proposal_id, recipient, name, link_sealed, kind, version, sent_version, status, \
-                             attempts, next_attempt_at, last_error, sent_at, updated_at, account_id, mode";
+                             attempts, next_attempt_at, last_error, sent_at, updated_at, account_id, mode, \
+                             leased_until";
 
 /// One `proposal_emails` row as read, before its values are checked.
 struct EmailRaw {
@@ -317,6 +318,7 @@ struct EmailRaw {
     updated_at: i64,
     account_id: String,
     mode: String,
+    lease: Option<i64>,
 }
 
 fn read_email(r: &rusqlite::Row<'_>) -> rusqlite::Result<EmailRaw> {
@@ -336,6 +338,7 @@ fn read_email(r: &rusqlite::Row<'_>) -> rusqlite::Result<EmailRaw> {
         updated_at: r.get(12)?,
         account_id: r.get(13)?,
         mode: r.get(14)?,
+        lease: r.get(15)?,
     })
 }
 
@@ -354,10 +357,13 @@ fn finish_email(raw: EmailRaw) -> StoreResult<(Tenant, ProposalEmail)> {
         last_error: raw.last_error,
         sent_at: raw.sent_at.map(ts).transpose()?,
         updated_at: ts(raw.updated_at)?,
+        lease: raw.lease.map(ts).transpose()?,
     };
     Ok((tenant(raw.account_id, &raw.mode)?, email))
 }
 
+/// Claims due proposal emails under a lease, its end the claim's fencing token (as in
+/// `writes::claim`).
 pub(crate) fn claim_emails(
     c: &Connection,
     now: Timestamp,
@@ -367,7 +373,7 @@ pub(crate) fn claim_emails(
     let until = now.saturating_add(lease).unwrap_or(now);
     let rows = c
         .prepare_cached(&format!(
-            "UPDATE proposal_emails SET leased_until = ?1
+            "UPDATE proposal_emails SET leased_until = max(?1, coalesce(leased_until, 0) + 1)
               WHERE rowid IN (SELECT rowid FROM proposal_emails
                                WHERE status = 'pending' AND next_attempt_at <= ?2
                                  AND (leased_until IS NULL OR leased_until <= ?2)
@@ -381,22 +387,25 @@ pub(crate) fn claim_emails(
     rows.into_iter().map(finish_email).collect()
 }
 
+/// Records a claimed proposal email; false, changing nothing, when its claim no longer holds
+/// the row.
 pub(crate) fn record_email(
     c: &Connection,
     t: &Tenant,
     e: &ProposalEmail,
     outcome: &EmailOutcome,
     now: Timestamp,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let (why, retry_at) = match outcome {
         EmailOutcome::Sent => (None, None),
         EmailOutcome::Skipped(why) => (Some(why.as_str()), None),
         EmailOutcome::Failed { error: why, retry_at } => (Some(why.as_str()), retry_at.map(ms)),
     };
-    // ?1 the version attempted, ?2 now, ?3 why, ?4 the retry time. A newer version of the row
-    // (an outcome or a cancellation wanted meanwhile) stays pending for that one. The sealed
-    // link goes with a final outcome, and with any send or skip: once the invitation went out
-    // or was given up, or the row moved on to an outcome (which needs no link).
+    // ?1 the version attempted, ?2 now, ?3 why, ?4 the retry time, ?9 the claim's lease. A
+    // newer version of the row (an outcome or a cancellation wanted meanwhile) stays pending
+    // for that one. The sealed link goes with a final outcome, and with any send or skip: once
+    // the invitation went out or was given up, or the row moved on to an outcome (which needs
+    // no link).
     let set = match outcome {
         EmailOutcome::Sent => {
             "sent_version = ?1, sent_at = ?2, attempts = 0, last_error = NULL, link_sealed = NULL,
@@ -415,15 +424,26 @@ pub(crate) fn record_email(
              next_attempt_at = CASE WHEN version = ?1 THEN coalesce(?4, next_attempt_at) ELSE next_attempt_at END"
         }
     };
-    c.prepare_cached(&format!(
-        "UPDATE proposal_emails SET leased_until = NULL, updated_at = ?2, {set}
-          WHERE proposal_id = ?5 AND recipient = ?6 AND account_id = ?7 AND mode = ?8"
-    ))
-    .and_then(|mut s| {
-        s.execute(params![e.version, ms(now), why, retry_at, e.proposal_id, e.recipient, t.account_id, t.mode.as_str()])
-    })
-    .map_err(error)?;
-    Ok(())
+    let recorded = c
+        .prepare_cached(&format!(
+            "UPDATE proposal_emails SET leased_until = NULL, updated_at = ?2, {set}
+              WHERE proposal_id = ?5 AND recipient = ?6 AND account_id = ?7 AND mode = ?8 AND leased_until = ?9"
+        ))
+        .and_then(|mut s| {
+            s.execute(params![
+                e.version,
+                ms(now),
+                why,
+                retry_at,
+                e.proposal_id,
+                e.recipient,
+                t.account_id,
+                t.mode.as_str(),
+                e.lease.map(ms)
+            ])
+        })
+        .map_err(error)?;
+    Ok(recorded > 0)
 }
 
 pub(crate) fn skip_due_emails(c: &Connection, now: Timestamp, reason: &str) -> StoreResult<usize> {

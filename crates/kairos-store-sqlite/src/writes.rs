@@ -62,9 +62,9 @@ pub(crate) fn enqueue(c: &Connection, t: &Tenant, booking: &Booking, now: Timest
 }
 
 const COLUMNS: &str = "booking_id, user_id, connection_id, calendar_id, remote_id, etag, wanted, version, status, \
-                       attempts, next_attempt_at, last_error, updated_at, account_id, mode";
+                       attempts, next_attempt_at, last_error, updated_at, account_id, mode, leased_until";
 
-type Row = (CalendarWrite, i64, i64, String, String);
+type Row = (CalendarWrite, i64, i64, String, String, Option<i64>);
 
 fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok((
@@ -82,20 +82,30 @@ fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
             next_attempt_at: Timestamp::UNIX_EPOCH,
             last_error: r.get(11)?,
             updated_at: Timestamp::UNIX_EPOCH,
+            lease: None,
         },
         r.get(10)?,
         r.get(12)?,
         r.get(13)?,
         r.get(14)?,
+        r.get(15)?,
     ))
 }
 
 fn finish(row: Row) -> StoreResult<(Tenant, CalendarWrite)> {
-    let (write, next, updated, account_id, mode) = row;
+    let (write, next, updated, account_id, mode, lease) = row;
     let mode = kairos_store::Mode::parse(&mode).ok_or_else(|| StoreError::Backend(format!("unknown mode {mode}")))?;
-    Ok((Tenant { account_id, mode }, CalendarWrite { next_attempt_at: ts(next)?, updated_at: ts(updated)?, ..write }))
+    let write = CalendarWrite {
+        next_attempt_at: ts(next)?,
+        updated_at: ts(updated)?,
+        lease: lease.map(ts).transpose()?,
+        ..write
+    };
+    Ok((Tenant { account_id, mode }, write))
 }
 
+/// Claims due writes under a lease. The lease written is the claim's fencing token (see
+/// `CalendarWrite::lease`): past the lapsed one it replaces even when `lease` is not positive.
 pub(crate) fn claim(
     c: &Connection,
     now: Timestamp,
@@ -105,7 +115,7 @@ pub(crate) fn claim(
     let until = now.saturating_add(lease).unwrap_or(now);
     let rows = c
         .prepare_cached(&format!(
-            "UPDATE calendar_writes SET leased_until = ?1
+            "UPDATE calendar_writes SET leased_until = max(?1, coalesce(leased_until, 0) + 1)
               WHERE rowid IN (SELECT rowid FROM calendar_writes
                                WHERE status = 'pending' AND next_attempt_at <= ?2
                                  AND (leased_until IS NULL OR leased_until <= ?2)
@@ -117,21 +127,24 @@ pub(crate) fn claim(
     rows.into_iter().map(finish).collect()
 }
 
+/// Records a claimed write; false, changing nothing, when its claim no longer holds the row
+/// (`leased_until` is no longer the claim's token).
 pub(crate) fn record(
     c: &Connection,
     t: &Tenant,
     w: &CalendarWrite,
     outcome: &WriteOutcome,
     now: Timestamp,
-) -> StoreResult<()> {
-    match outcome {
-        WriteOutcome::Written { remote_id, etag } => {
-            c.prepare_cached(
+) -> StoreResult<bool> {
+    let lease = w.lease.map(ms);
+    let recorded = match outcome {
+        WriteOutcome::Written { remote_id, etag } => c
+            .prepare_cached(
                 "UPDATE calendar_writes
                     SET remote_id = ?1, etag = ?2, written_version = ?3, leased_until = NULL, attempts = 0,
                         last_error = NULL, updated_at = ?4,
                         status = CASE WHEN version = ?3 THEN 'done' ELSE 'pending' END
-                  WHERE booking_id = ?5 AND user_id = ?6 AND account_id = ?7 AND mode = ?8",
+                  WHERE booking_id = ?5 AND user_id = ?6 AND account_id = ?7 AND mode = ?8 AND leased_until = ?9",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -142,20 +155,19 @@ pub(crate) fn record(
                     w.booking_id,
                     w.user_id,
                     t.account_id,
-                    t.mode.as_str()
+                    t.mode.as_str(),
+                    lease
                 ])
-            })
-            .map_err(error)?;
-        }
-        WriteOutcome::Failed { error: why, retry_at } => {
-            // A newer change resets the attempts: only a failure of the current version counts.
-            c.prepare_cached(
+            }),
+        // A newer change resets the attempts: only a failure of the current version counts.
+        WriteOutcome::Failed { error: why, retry_at } => c
+            .prepare_cached(
                 "UPDATE calendar_writes
                     SET leased_until = NULL, last_error = ?1, updated_at = ?2,
                         attempts = CASE WHEN version = ?3 THEN attempts + 1 ELSE attempts END,
                         status = CASE WHEN version = ?3 AND ?4 IS NULL THEN 'failed' ELSE 'pending' END,
                         next_attempt_at = CASE WHEN version = ?3 THEN coalesce(?4, next_attempt_at) ELSE next_attempt_at END
-                  WHERE booking_id = ?5 AND user_id = ?6 AND account_id = ?7 AND mode = ?8",
+                  WHERE booking_id = ?5 AND user_id = ?6 AND account_id = ?7 AND mode = ?8 AND leased_until = ?9",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -166,13 +178,13 @@ pub(crate) fn record(
                     w.booking_id,
                     w.user_id,
                     t.account_id,
-                    t.mode.as_str()
+                    t.mode.as_str(),
+                    lease
                 ])
-            })
-            .map_err(error)?;
-        }
+            }),
     }
-    Ok(())
+    .map_err(error)?;
+    Ok(recorded > 0)
 }
 
 pub(crate) fn of_booking(c: &Connection, t: &Tenant, booking_id: &str) -> StoreResult<Vec<CalendarWrite>> {

@@ -93,6 +93,9 @@ macro_rules! store_contract_tests {
             the_sweep_expires_consensus_and_resolves_polls_once,
             proposal_emails_are_claimed_once_and_forget_their_links,
             proposal_outcomes_queue_emails_in_the_same_transaction,
+            calendar_writes_are_recorded_only_under_their_current_lease,
+            booking_emails_are_recorded_only_under_their_current_lease,
+            proposal_emails_are_recorded_only_under_their_current_lease,
         );
     };
     (@cases $make:expr; $($name:ident),* $(,)?) => {

@@ -291,7 +291,9 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_push_channel(&self, t: &Tenant, id: &str) -> StoreResult<bool>;
 
     // Write-back of bookings to providers' calendars (queued by the booking transactions).
-    /// Claims due writes under a lease of `lease`, across tenants.
+    /// Claims due writes under a lease of `lease`, across tenants; each carries its claim's
+    /// fencing token ([`CalendarWrite::lease`]). A write stays claimed until it is recorded or
+    /// its lease lapses.
     async fn claim_calendar_writes(
         &self,
         now: Timestamp,
@@ -299,14 +301,16 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<(Tenant, CalendarWrite)>>;
     /// Records a claimed write of `version`: done if no newer change of the booking arrived
-    /// meanwhile (else it stays pending for that one).
+    /// meanwhile (else it stays pending for that one). Releases the lease. False, and nothing
+    /// changed, when the claim no longer holds the row (its lease lapsed and another claim took
+    /// it, or the row is gone).
     async fn record_calendar_write(
         &self,
         t: &Tenant,
         write: &CalendarWrite,
         outcome: &WriteOutcome,
         now: Timestamp,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// The provider ids of the events written for bookings into a calendar (their time is
     /// the bookings'; a sync must not count it twice).
     async fn written_event_ids(&self, t: &Tenant, calendar_id: &str) -> StoreResult<std::collections::HashSet<String>>;
@@ -325,7 +329,8 @@ pub trait Store: Send + Sync + 'static {
     async fn link_by_slug(&self, slug: &str) -> StoreResult<Option<(Tenant, Link)>>;
 
     // Booking emails (queued by the booking transactions, sent by the email worker).
-    /// Claims due emails under a lease of `lease`, across tenants, the longest waiting first.
+    /// Claims due emails under a lease of `lease`, across tenants, the longest waiting first;
+    /// each carries its claim's fencing token ([`BookingEmail::lease`]).
     async fn claim_emails(
         &self,
         now: Timestamp,
@@ -334,13 +339,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<(Tenant, BookingEmail)>>;
     /// Records a claimed email of `email.version`: final only if no newer change of the
     /// booking arrived meanwhile (else it stays pending for that one). Releases the lease.
+    /// False, and nothing changed, when the claim no longer holds the row (as for
+    /// [`Store::record_calendar_write`]).
     async fn record_email(
         &self,
         t: &Tenant,
         email: &BookingEmail,
         outcome: &EmailOutcome,
         now: Timestamp,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// Records every due email (booking and proposal emails alike) as skipped for `reason`,
     /// across tenants (with no SMTP server configured there is nothing to attempt); returns
     /// how many. Skipped proposal emails lose their sealed links.
@@ -427,7 +434,7 @@ pub trait Store: Send + Sync + 'static {
     /// emails); returns them.
     async fn expire_proposals(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(Tenant, Proposal)>>;
     /// Claims due proposal emails (invitations and outcomes) under a lease of `lease`, across
-    /// tenants.
+    /// tenants; each carries its claim's fencing token ([`ProposalEmail::lease`]).
     async fn claim_proposal_emails(
         &self,
         now: Timestamp,
@@ -436,14 +443,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<(Tenant, ProposalEmail)>>;
     /// Records how a claimed proposal email went. It changes the row's status only while the
     /// row is still at the claimed `version` (a newer outcome stays pending); a send, a skip
-    /// or a final failure erases its sealed link.
+    /// or a final failure erases its sealed link. Releases the lease. False, and nothing
+    /// changed, when the claim no longer holds the row (as for
+    /// [`Store::record_calendar_write`]).
     async fn record_proposal_email(
         &self,
         t: &Tenant,
         email: &ProposalEmail,
         outcome: &EmailOutcome,
         now: Timestamp,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// A proposal's emails, one per participant it emailed (the invitation, or the outcome
     /// that replaced it).
     async fn proposal_emails(&self, t: &Tenant, proposal_id: &str) -> StoreResult<Vec<ProposalEmail>>;

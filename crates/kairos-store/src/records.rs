@@ -485,6 +485,18 @@ pub struct CalendarWrite {
     pub next_attempt_at: Timestamp,
     pub last_error: Option<String>,
     pub updated_at: Timestamp,
+    /// The lease the row is held under, as its claim wrote it (when it lapses, to the
+    /// millisecond); `None` when nobody claimed it since it was last recorded. It is the claim's
+    /// fencing token: recording changes the row only while the row still carries this value,
+    /// so a worker whose lease lapsed and was taken over records nothing over the new holder.
+    ///
+    /// The lease's end serves as the token, with no column (and migration) of its own, because
+    /// every claim writes a new one: a claim takes only a row whose lease has lapsed and writes
+    /// an end past it (by at least a millisecond, whatever the lease). Once the row has been
+    /// recorded (released), a later claim could repeat an old end only if its clock read, to the
+    /// millisecond, what the clock of a holder that never recorded read, after some node had seen
+    /// that holder's lease lapse: nodes' clocks a whole lease apart.
+    pub lease: Option<Timestamp>,
 }
 
 /// How a claimed write went.
@@ -550,6 +562,8 @@ pub struct BookingEmail {
     pub last_error: Option<String>,
     pub sent_at: Option<Timestamp>,
     pub updated_at: Timestamp,
+    /// As for [`CalendarWrite::lease`].
+    pub lease: Option<Timestamp>,
 }
 
 /// How a claimed email went.
@@ -667,6 +681,8 @@ pub struct ProposalEmail {
     pub last_error: Option<String>,
     pub sent_at: Option<Timestamp>,
     pub updated_at: Timestamp,
+    /// As for [`BookingEmail::lease`] (ignored when the email is queued).
+    pub lease: Option<Timestamp>,
 }
 
 /// Why an action on a proposal did not happen. Nothing changed, except that for `Booking`

@@ -308,6 +308,7 @@ pub async fn create(
             last_error: None,
             sent_at: None,
             updated_at: now,
+            lease: None,
         });
         urls.push(url);
     }

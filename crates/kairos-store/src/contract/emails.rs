@@ -111,6 +111,66 @@ pub async fn email_failures_retry_then_fail_and_skips_stick(store: S) {
     assert_eq!((other.status.as_str(), other.last_error.as_deref()), ("skipped", Some("no SMTP")));
 }
 
+pub async fn booking_emails_are_recorded_only_under_their_current_lease(store: S) {
+    let a = tenant(&store, "acme", Mode::Test).await;
+    let alice = user("alice@example.com");
+    store.insert_user(&a, &alice).await.unwrap();
+    let b = store
+        .create_booking(
+            &a,
+            &for_people(&["alice@example.com"], iv("2030-01-02T10:00:00Z", "2030-01-02T10:30:00Z")),
+            now(),
+        )
+        .await
+        .unwrap();
+    let lease = SignedDuration::from_mins(2);
+    let lapsed = now() + lease;
+    let row = async || store.booking_emails(&a, &b.id).await.unwrap().remove(0);
+
+    // Claimed once until its lease lapses; the claim carries the lease it wrote.
+    let (t, first) = store.claim_emails(now(), lease, 10).await.unwrap().remove(0);
+    assert_eq!(first.lease, Some(lapsed));
+    assert!(claim_all(&store, lapsed - SignedDuration::from_millis(1)).await.is_empty(), "leased");
+
+    // The first worker's SMTP server stalls past its lease and a second worker claims the
+    // email: the first one's outcome then changes nothing, and the row stays the second's.
+    let (_, second) = store.claim_emails(lapsed, lease, 10).await.unwrap().remove(0);
+    assert_ne!(second.lease, first.lease);
+    assert!(!store.record_email(&t, &first, &EmailOutcome::Sent, lapsed).await.unwrap());
+    let gave_up = EmailOutcome::Failed { error: "550 no such mailbox".into(), retry_at: None };
+    assert!(!store.record_email(&t, &first, &gave_up, lapsed).await.unwrap());
+    let held = row().await;
+    assert_eq!((held.status.as_str(), held.sent_version, held.attempts, held.sent_at), ("pending", None, 0, None));
+    assert_eq!(held.lease, second.lease);
+    assert!(claim_all(&store, lapsed).await.is_empty(), "still the second's");
+    // The booking moves while the second sends: its send counts for the version it sent, and
+    // the new time still wants its email (an invitation: none had gone out when it moved).
+    let moved = iv("2030-01-02T11:00:00Z", "2030-01-02T11:30:00Z");
+    store.reschedule_booking(&a, &b.id, moved, lapsed).await.unwrap();
+    assert!(store.record_email(&t, &second, &EmailOutcome::Sent, lapsed).await.unwrap());
+    let after = row().await;
+    assert_eq!(
+        (after.kind, after.version, after.sent_version, after.status.as_str(), after.lease),
+        (EmailKind::Confirmation, 1, Some(0), "pending", None)
+    );
+    assert!(!store.record_email(&t, &second, &gave_up, lapsed).await.unwrap(), "its record released it");
+
+    // The usual path: the update is claimed and recorded.
+    let (_, update) = store.claim_emails(lapsed, lease, 10).await.unwrap().remove(0);
+    assert!(store.record_email(&t, &update, &EmailOutcome::Sent, lapsed).await.unwrap());
+    let sent = row().await;
+    assert_eq!((sent.status.as_str(), sent.sent_version, sent.lease), ("sent", Some(1), None));
+
+    // Even a claim with no lease to speak of fences the one before it.
+    store.cancel_booking(&a, &b.id, None, lapsed).await.unwrap();
+    let (_, brief) = store.claim_emails(lapsed, SignedDuration::ZERO, 10).await.unwrap().remove(0);
+    let (_, next) = store.claim_emails(lapsed, SignedDuration::ZERO, 10).await.unwrap().remove(0);
+    assert_ne!(next.lease, brief.lease);
+    assert!(!store.record_email(&t, &brief, &EmailOutcome::Sent, lapsed).await.unwrap());
+    assert!(store.record_email(&t, &next, &EmailOutcome::Sent, lapsed).await.unwrap());
+    assert_eq!((row().await.kind, row().await.status.as_str()), (EmailKind::Cancelled, "sent"));
+}
+
 pub async fn payments_confirm_holds_once(store: S) {
     let a = tenant(&store, "acme", Mode::Test).await;
     let alice = user("alice@example.com");

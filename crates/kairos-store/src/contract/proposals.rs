@@ -79,6 +79,7 @@ fn invitations(p: &Proposal) -> Vec<ProposalEmail> {
             last_error: None,
             sent_at: None,
             updated_at: now(),
+            lease: None,
         })
         .collect()
 }
@@ -291,6 +292,51 @@ pub async fn proposal_emails_are_claimed_once_and_forget_their_links(store: S) {
     assert!(store.claim_proposal_emails(retry, lease, 10).await.unwrap().is_empty());
     let globex = tenant(&store, "globex", Mode::Test).await;
     assert!(store.proposal_emails(&globex, &p.id).await.unwrap().is_empty());
+}
+
+pub async fn proposal_emails_are_recorded_only_under_their_current_lease(store: S) {
+    let a = tenant(&store, "acme", Mode::Test).await;
+    let (org, ann, _) = people(&store, &a).await;
+    let p = proposal(&org, &[(&ann, true)], ProposalMode::Consensus, None);
+    store.insert_proposal(&a, &p, &tokens(&p), &invitations(&p), now()).await.unwrap();
+    let lease = SignedDuration::from_mins(2);
+    let lapsed = now() + lease;
+    let row = async || store.proposal_emails(&a, &p.id).await.unwrap().remove(0);
+
+    // Claimed once until its lease lapses; the claim carries the lease it wrote.
+    let (t, first) = store.claim_proposal_emails(now(), lease, 10).await.unwrap().remove(0);
+    assert_eq!(first.lease, Some(lapsed));
+    let almost = lapsed - SignedDuration::from_millis(1);
+    assert!(store.claim_proposal_emails(almost, lease, 10).await.unwrap().is_empty(), "leased");
+
+    // The first worker stalls past its lease and a second one claims the invitation: the
+    // first one's outcome then changes nothing (the link is kept), and the row stays the
+    // second's.
+    let (_, second) = store.claim_proposal_emails(lapsed, lease, 10).await.unwrap().remove(0);
+    assert_ne!(second.lease, first.lease);
+    assert!(!store.record_proposal_email(&t, &first, &EmailOutcome::Sent, lapsed).await.unwrap());
+    let skipped = EmailOutcome::Skipped("no SMTP server is configured".into());
+    assert!(!store.record_proposal_email(&t, &first, &skipped, lapsed).await.unwrap());
+    let held = row().await;
+    assert_eq!((held.status.as_str(), held.sent_version, held.last_error.as_deref()), ("pending", None, None));
+    assert_eq!((held.link_sealed.as_deref(), held.lease), (Some("sealed:ann@example.com"), second.lease));
+    assert!(store.claim_proposal_emails(lapsed, lease, 10).await.unwrap().is_empty(), "still the second's");
+    let retry = lapsed + SignedDuration::from_mins(1);
+    let failed = EmailOutcome::Failed { error: "451".into(), retry_at: Some(retry) };
+    assert!(store.record_proposal_email(&t, &second, &failed, lapsed).await.unwrap());
+    let after = row().await;
+    assert_eq!((after.status.as_str(), after.attempts, after.lease), ("pending", 1, None));
+    assert!(!store.record_proposal_email(&t, &second, &skipped, lapsed).await.unwrap(), "its record released it");
+
+    // Even a claim with no lease to speak of fences the one before it; then the usual path.
+    let (_, brief) = store.claim_proposal_emails(retry, SignedDuration::ZERO, 10).await.unwrap().remove(0);
+    let (_, next) = store.claim_proposal_emails(retry, SignedDuration::ZERO, 10).await.unwrap().remove(0);
+    assert_ne!(next.lease, brief.lease);
+    assert!(!store.record_proposal_email(&t, &brief, &skipped, retry).await.unwrap());
+    assert_eq!(row().await.status, "pending");
+    assert!(store.record_proposal_email(&t, &next, &EmailOutcome::Sent, retry).await.unwrap());
+    let sent = row().await;
+    assert_eq!((sent.status.as_str(), sent.link_sealed.as_deref(), sent.lease), ("sent", None, None));
 }
 
 /// A participant who is not a Kairos user.

@@ -314,3 +314,65 @@ pub async fn booking_changes_queue_their_calendar_writes(store: S) {
     let other = tenant(&store, "globex", Mode::Test).await;
     assert!(store.calendar_writes(&other, &b.id).await.unwrap().is_empty());
 }
+
+pub async fn calendar_writes_are_recorded_only_under_their_current_lease(store: S) {
+    let a = tenant(&store, "acme", Mode::Test).await;
+    let alice = user("alice@example.com");
+    store.insert_user(&a, &alice).await.unwrap();
+    let conn = google(&alice, "alice@gmail.com");
+    store.connect_provider(&a, &conn, "s", &[remote(&conn, "primary", true)], now()).await.unwrap();
+    let b = store
+        .create_booking(
+            &a,
+            &for_people(&["alice@example.com"], iv("2030-01-02T10:00:00Z", "2030-01-02T10:30:00Z")),
+            now(),
+        )
+        .await
+        .unwrap();
+    let lease = SignedDuration::from_mins(2);
+    let lapsed = now() + lease;
+    let row = async || store.calendar_writes(&a, &b.id).await.unwrap().remove(0);
+
+    // Claimed once until its lease lapses; the claim carries the lease it wrote.
+    let (t, first) = store.claim_calendar_writes(now(), lease, 10).await.unwrap().remove(0);
+    assert_eq!(first.lease, Some(lapsed));
+    let almost = lapsed - SignedDuration::from_millis(1);
+    assert!(store.claim_calendar_writes(almost, lease, 10).await.unwrap().is_empty(), "leased");
+
+    // The first worker stalls past its lease and a second one claims the write: whatever the
+    // first then records changes nothing, and the row stays the second's.
+    let (_, second) = store.claim_calendar_writes(lapsed, lease, 10).await.unwrap().remove(0);
+    assert_ne!(second.lease, first.lease);
+    let stale = WriteOutcome::Written { remote_id: Some("evt-stale".into()), etag: None };
+    assert!(!store.record_calendar_write(&t, &first, &stale, lapsed).await.unwrap());
+    let gave_up = WriteOutcome::Failed { error: "503 from Google".into(), retry_at: None };
+    assert!(!store.record_calendar_write(&t, &first, &gave_up, lapsed).await.unwrap());
+    let held = row().await;
+    assert_eq!((held.status.as_str(), held.remote_id.as_deref(), held.attempts), ("pending", None, 0));
+    assert_eq!(held.lease, second.lease);
+    assert!(store.claim_calendar_writes(lapsed, lease, 10).await.unwrap().is_empty(), "still the second's");
+    let written = WriteOutcome::Written { remote_id: Some("evt-1".into()), etag: Some("\"1\"".into()) };
+    assert!(store.record_calendar_write(&t, &second, &written, lapsed).await.unwrap());
+    let done = row().await;
+    assert_eq!((done.status.as_str(), done.remote_id.as_deref(), done.lease), ("done", Some("evt-1"), None));
+    assert!(!store.record_calendar_write(&t, &second, &gave_up, lapsed).await.unwrap(), "its record released it");
+    assert_eq!(row().await.status, "done");
+
+    // The usual path: a change is claimed and recorded.
+    let moved = iv("2030-01-02T11:00:00Z", "2030-01-02T11:30:00Z");
+    store.reschedule_booking(&a, &b.id, moved, lapsed).await.unwrap();
+    let (_, update) = store.claim_calendar_writes(lapsed, lease, 10).await.unwrap().remove(0);
+    assert_eq!((update.version, update.remote_id.as_deref()), (2, Some("evt-1")));
+    assert!(store.record_calendar_write(&t, &update, &written, lapsed).await.unwrap());
+    assert_eq!((row().await.status.as_str(), row().await.lease), ("done", None));
+
+    // Even a claim with no lease to speak of fences the one before it.
+    store.cancel_booking(&a, &b.id, None, lapsed).await.unwrap();
+    let (_, brief) = store.claim_calendar_writes(lapsed, SignedDuration::ZERO, 10).await.unwrap().remove(0);
+    let (_, next) = store.claim_calendar_writes(lapsed, SignedDuration::ZERO, 10).await.unwrap().remove(0);
+    assert_ne!(next.lease, brief.lease);
+    let deleted = WriteOutcome::Written { remote_id: None, etag: None };
+    assert!(!store.record_calendar_write(&t, &brief, &deleted, lapsed).await.unwrap());
+    assert!(store.record_calendar_write(&t, &next, &deleted, lapsed).await.unwrap());
+    assert_eq!(row().await.status, "done");
+}

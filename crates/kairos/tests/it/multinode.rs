@@ -1,4 +1,6 @@
-//! Many nodes as one system: two `kairos serve` processes on one PostgreSQL database.
+//! Many nodes as one system: two `kairos serve` processes on one PostgreSQL database; and,
+//! for the background work whose races need a precise order of steps, two nodes in this
+//! process (each its own store and pool on one database, its own syncer).
 //!
 //! Skipped (loudly) without a PostgreSQL server, unless `KAIROS_REQUIRE_PEERS=1`, where a
 //! missing server fails the run.
@@ -6,15 +8,28 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use futures::future::join_all;
-use jiff::Timestamp;
-use kairos_store::{Mode, Store, keys};
+use jiff::{SignedDuration, Timestamp};
+use kairos::config::GoogleConfig;
+use kairos_core::schedule::{DateOverrides, Schedule, WorkingHours};
+use kairos_core::{User, Zone};
+use kairos_emulators::google::GoogleEmulator;
+use kairos_jobs::calendar_sync::{SyncConfig, Syncer};
+use kairos_jobs::lease::Lease;
+use kairos_jobs::provider_sync::{OAuthProvider, ProviderSync, Providers, Secret};
+use kairos_providers::google::Google;
+use kairos_providers::oauth::OAuthApp;
+use kairos_providers::sealed::Keyring;
+use kairos_store::{CalendarConnection, CalendarRecord, Clock, Mode, PushChannel, Store, Tenant, ids, keys};
 use kairos_store_postgres::testing::FreshDatabase;
 use serde_json::{Value, json};
 
 use crate::crash::Recorder;
+use crate::support::eventually;
 
 /// A server process; killed (SIGKILL) when dropped so a failing test leaves none behind.
 struct Node {
@@ -80,6 +95,14 @@ fn all_week() -> Value {
         "saturday": day, "sunday": day})
 }
 
+/// The webhook deliveries a node completed, from its `/metrics`.
+async fn delivered_by(client: &reqwest::Client, base: &str) -> u64 {
+    let text = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("kairos_webhook_deliveries_total{status=\"succeeded\"} "))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
 /// Half-hour `i` from 2031-01-06T00:00Z.
 fn slot(i: i64) -> (String, String) {
     let start: Timestamp = "2031-01-06T00:00:00Z".parse().unwrap();
@@ -142,6 +165,11 @@ async fn two_nodes_admit_one_booking_of_a_slot_and_deliver_each_event_once() {
     }
     assert_eq!(ids.len(), 100, "one event per booking");
     assert!(ids.values().all(|n| *n == 1), "an event was delivered twice: {ids:?}");
+    // And the work was shared: each node counts the deliveries it made (`/metrics` is per
+    // process).
+    let (by_a, by_b) = (delivered_by(&client, &bases[0]).await, delivered_by(&client, &bases[1]).await);
+    assert_eq!(by_a + by_b, 100, "every delivery counted once, by the node that made it");
+    assert!(by_a > 0 && by_b > 0, "both nodes delivered: {by_a} and {by_b}");
     a.kill();
     b.kill();
 }
@@ -194,4 +222,310 @@ async fn when_a_node_is_killed_mid_delivery_the_other_finishes_its_work() {
         })
         .await;
     b.kill();
+}
+
+// Background work, node by node: each node here is its own store (its own pool) on the one
+// database, driven step by step so that a race's losing order happens every time.
+
+/// A node's store.
+async fn node_store(db: &FreshDatabase) -> Arc<dyn Store> {
+    Arc::new(db.store().await)
+}
+
+async fn tenant_and_user(store: &Arc<dyn Store>) -> (Tenant, User) {
+    let (_, hashed) = keys::generate(Mode::Test);
+    let account = store.create_api_key("acme", Mode::Test, &hashed, Timestamp::now()).await.unwrap();
+    let t = Tenant { account_id: account.id, mode: Mode::Test };
+    let user = User {
+        id: ids::new_id("usr"),
+        email: "alice@example.com".into(),
+        name: None,
+        schedule: Schedule::new(Zone::utc(), WorkingHours::always(), DateOverrides::default()),
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+    };
+    store.insert_user(&t, &user).await.unwrap();
+    (t, user)
+}
+
+fn connection(user: &User, provider: &str, url: &str, due: Timestamp) -> CalendarConnection {
+    CalendarConnection {
+        id: ids::new_id("conn"),
+        user_id: user.id.clone(),
+        provider: provider.into(),
+        url: url.into(),
+        status: "active".into(),
+        etag: None,
+        last_modified: None,
+        last_sync: None,
+        last_error: None,
+        next_sync_at: due,
+        created_at: due,
+        updated_at: due,
+    }
+}
+
+fn calendar(conn: &CalendarConnection, remote_id: Option<String>) -> CalendarRecord {
+    CalendarRecord {
+        id: ids::new_id("cal"),
+        connection_id: conn.id.clone(),
+        user_id: conn.user_id.clone(),
+        name: "Work".into(),
+        provider: conn.provider.clone(),
+        primary: true,
+        selected: true,
+        event_count: 0,
+        remote_id,
+        cursor: None,
+        writable: false,
+        created_at: conn.created_at,
+        updated_at: conn.created_at,
+    }
+}
+
+/// A feed connection of `user`, due now.
+async fn due_feed(store: &Arc<dyn Store>, t: &Tenant, user: &User, url: &str) -> CalendarConnection {
+    let conn = connection(user, "ics", url, Timestamp::now() - SignedDuration::from_secs(1));
+    store.insert_calendar_connection(t, &conn, &calendar(&conn, None), "", &[]).await.unwrap();
+    conn
+}
+
+fn sync_config() -> SyncConfig {
+    SyncConfig { every: Duration::from_secs(15 * 60), allow_private: true, tentative_is_busy: true }
+}
+
+fn keyring() -> Arc<Keyring> {
+    Arc::new(Keyring::parse(&Keyring::generate_secret()).unwrap())
+}
+
+/// Feeds served locally (`/feed/{n}.ics`), each request held `delay`; counts requests, and
+/// the most in flight at once.
+#[derive(Clone, Default)]
+struct Feeds {
+    requests: Arc<AtomicUsize>,
+    in_flight: Arc<AtomicUsize>,
+    most_in_flight: Arc<AtomicUsize>,
+}
+
+impl Feeds {
+    async fn start(delay: Duration) -> (Self, String) {
+        let feeds = Self::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let f = feeds.clone();
+        let app = axum::Router::new().route(
+            "/feed/{n}",
+            axum::routing::get(move || {
+                let f = f.clone();
+                async move {
+                    f.requests.fetch_add(1, Ordering::SeqCst);
+                    let now = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    f.most_in_flight.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
+                    f.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (feeds, base)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_connection_synced_by_one_node_is_not_synced_again_from_another_nodes_older_due_list() {
+    let Some(db) = FreshDatabase::create().await else { return };
+    let (a, b) = (node_store(&db).await, node_store(&db).await);
+    let (t, alice) = tenant_and_user(&a).await;
+    let (feeds, base) = Feeds::start(Duration::ZERO).await;
+    let conn = due_feed(&a, &t, &alice, &format!("{base}/feed/0.ics")).await;
+    let node_a = Syncer::standard(a.clone(), Clock::system(), sync_config(), Providers::caldav_only(keyring()));
+    let node_b = Syncer::standard(b.clone(), Clock::system(), sync_config(), Providers::caldav_only(keyring()));
+
+    // Both nodes read the due list at the same moment.
+    let now = Timestamp::now();
+    let (due_a, due_b) = (a.due_calendar_syncs(now, 16).await.unwrap(), b.due_calendar_syncs(now, 16).await.unwrap());
+    assert_eq!((due_a.len(), due_b.len()), (1, 1));
+    // A syncs it, and gives its lease back…
+    assert_eq!(node_a.sync_due(due_a).await, 1);
+    let key = kairos_jobs::calendar_sync::sync_lease_key(&conn.id);
+    eventually("node A's lease is given back", || async {
+        let now = Timestamp::now();
+        let free = b.try_lease(&key, "probe", now + SignedDuration::from_mins(1), now).await.unwrap();
+        if free {
+            b.release_lease(&key, "probe").await.unwrap();
+        }
+        free
+    })
+    .await;
+    // …before B gets to the connection on its list: the lease is free, but the connection is
+    // no longer due.
+    assert_eq!(node_b.sync_due(due_b).await, 0, "node B synced a connection node A had just synced");
+    assert_eq!(feeds.requests.load(Ordering::SeqCst), 1, "one fetch of the feed");
+
+    // A sync asked for (the API's) syncs whether due or not.
+    node_b.sync(&t, &conn).await.unwrap();
+    assert_eq!(feeds.requests.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn due_connections_sync_a_few_at_a_time() {
+    let Some(db) = FreshDatabase::create().await else { return };
+    let store = node_store(&db).await;
+    let (t, alice) = tenant_and_user(&store).await;
+    let (feeds, base) = Feeds::start(Duration::from_millis(400)).await;
+    for n in 0..8 {
+        due_feed(&store, &t, &alice, &format!("{base}/feed/{n}.ics")).await;
+    }
+    let node = Syncer::standard(store.clone(), Clock::system(), sync_config(), Providers::caldav_only(keyring()));
+    let due = store.due_calendar_syncs(Timestamp::now(), 16).await.unwrap();
+    assert_eq!(due.len(), 8);
+    assert_eq!(node.sync_due(due).await, 8);
+    assert_eq!(feeds.requests.load(Ordering::SeqCst), 8, "each connection once");
+    let most = feeds.most_in_flight.load(Ordering::SeqCst);
+    assert!((2..=4).contains(&most), "{most} syncs ran at once");
+    assert!(store.due_calendar_syncs(Timestamp::now(), 16).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lease_is_kept_while_its_work_runs_longer_than_the_lease() {
+    let Some(db) = FreshDatabase::create().await else { return };
+    let (a, b) = (node_store(&db).await, node_store(&db).await);
+    let ttl = SignedDuration::from_millis(600);
+    let lease = Lease::try_take(&a, &Clock::system(), "sync:long".into(), ttl).await.unwrap().unwrap();
+    // The work outlasts three lease lengths: the holder renewed it meanwhile.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let now = Timestamp::now();
+    assert!(!b.try_lease("sync:long", "node_b", now + ttl, now).await.unwrap(), "the lease lapsed under its holder");
+    assert!(lease.held());
+    // Done: given back at once, not left to lapse.
+    drop(lease);
+    eventually("the lease is given back", || async {
+        let now = Timestamp::now();
+        b.try_lease("sync:long", "node_b", now + ttl, now).await.unwrap()
+    })
+    .await;
+}
+
+/// An access token from the Google emulator's own endpoints (consent, then code exchange).
+async fn google_access_token(emu: &GoogleEmulator) -> String {
+    let client = crate::support::no_redirects();
+    let redirect = "http://127.0.0.1:9/cb";
+    let consent = client
+        .get(format!("{}/o/oauth2/v2/auth", emu.base_url()))
+        .query(&[
+            ("client_id", GoogleEmulator::CLIENT_ID),
+            ("redirect_uri", redirect),
+            ("response_type", "code"),
+            ("scope", "https://www.googleapis.com/auth/calendar"),
+            ("access_type", "offline"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let location = url::Url::parse(consent.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let tokens: Value = client
+        .post(format!("{}/token", emu.base_url()))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect),
+            ("client_id", GoogleEmulator::CLIENT_ID),
+            ("client_secret", GoogleEmulator::CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokens["access_token"].as_str().unwrap().to_string()
+}
+
+/// A node's provider syncer, with Google (the emulator) and push on.
+fn google_node(store: Arc<dyn Store>, emu: &GoogleEmulator, keyring: Arc<Keyring>) -> ProviderSync {
+    let g = GoogleConfig::new(
+        GoogleEmulator::CLIENT_ID.into(),
+        GoogleEmulator::CLIENT_SECRET.into(),
+        Some(&emu.base_url()),
+    )
+    .unwrap();
+    let client = kairos_jobs::egress::client(Duration::from_secs(30), true).unwrap();
+    let google = OAuthProvider {
+        app: OAuthApp::google(g.client_id, g.client_secret, g.auth_url, g.token_url, g.revoke_url),
+        api: Arc::new(Google::new(client.clone(), g.api_url)),
+    };
+    let providers = Providers {
+        keyring,
+        google: Some(Arc::new(google)),
+        microsoft: None,
+        caldav: None,
+        push_base: Some(url::Url::parse("http://127.0.0.1:9/").unwrap()),
+    };
+    ProviderSync::new(store, Clock::system(), client, sync_config(), providers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_push_channel_is_renewed_by_one_node_and_never_beside_a_sync_of_its_connection() {
+    let Some(db) = FreshDatabase::create().await else { return };
+    let emu = GoogleEmulator::start().await.unwrap();
+    let (a, b) = (node_store(&db).await, node_store(&db).await);
+    let (t, alice) = tenant_and_user(&a).await;
+    let keyring = keyring();
+    let (node_a, node_b) =
+        (google_node(a.clone(), &emu, keyring.clone()), google_node(b.clone(), &emu, keyring.clone()));
+
+    // Alice's Google account, with a watch channel on her primary calendar.
+    let now = Timestamp::now();
+    let conn = connection(&alice, "google", &emu.account_email(), now + SignedDuration::from_hours(1));
+    let secret = Secret::OAuth {
+        access_token: google_access_token(&emu).await,
+        refresh_token: None,
+        expires_at: now + SignedDuration::from_hours(1),
+    };
+    let connected = a
+        .connect_provider(
+            &t,
+            &conn,
+            &secret.seal(&keyring, &conn.id),
+            &[calendar(&conn, Some(emu.account_email()))],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(node_a.ensure_push(&t, &connected.connection).await.unwrap(), 1);
+    let [opened] = a.push_channels(&t, &conn.id).await.unwrap().try_into().unwrap();
+    assert_eq!(emu.channels().len(), 1);
+    // It lapses within the day, as the store sees it: due for renewal.
+    let expiring = PushChannel { expires_at: now + SignedDuration::from_hours(2), ..opened.clone() };
+    a.save_push_channel(&t, &expiring).await.unwrap();
+
+    // Node A is syncing the connection (it holds the sync lease): node B leaves the channel be.
+    let key = kairos_jobs::calendar_sync::sync_lease_key(&conn.id);
+    let syncing = Lease::try_take(&a, &Clock::system(), key, SignedDuration::from_mins(5)).await.unwrap().unwrap();
+    assert_eq!(node_b.renew_expiring(16).await.unwrap(), 0, "renewed beside a sync of its connection");
+    assert_eq!(emu.channels().len(), 1);
+    assert_eq!(emu.channels()[0].id, opened.id);
+    // The sync over, B renews it: a new channel replaces the old one.
+    drop(syncing);
+    let mut renewed = 0;
+    for _ in 0..100 {
+        renewed = node_b.renew_expiring(16).await.unwrap();
+        if renewed > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(renewed, 1);
+    let open = emu.channels();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_ne!(open[0].id, opened.id);
+    let stored = b.push_channels(&t, &conn.id).await.unwrap();
+    assert_eq!(stored.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), [open[0].id.as_str()]);
+
+    // Node A, renewing from its older copy of the channel, finds it replaced and does nothing.
+    assert!(!node_a.renew(&t, &expiring).await.unwrap());
+    assert_eq!(emu.channels().len(), 1);
+    assert_eq!(a.push_channels(&t, &conn.id).await.unwrap(), stored);
 }
