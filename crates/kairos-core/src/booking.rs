@@ -60,6 +60,11 @@ pub struct Booking {
     pub participants: Vec<Participant>,
     pub customer_name: Option<String>,
     pub customer_email: Option<String>,
+    /// The customer's IANA time zone, when known (given at booking, or the zone the visitor
+    /// chose on a booking page): their emails show times in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(example = "Europe/Paris"))]
+    pub customer_timezone: Option<String>,
     pub title: String,
     pub notes: Option<String>,
     pub description: Option<String>,

@@ -21,7 +21,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use kairos_core::calendar::{Invitation, InviteMethod, Person};
 use kairos_core::proposal::{Proposal, ProposalStatus};
-use kairos_core::{Booking, Zone};
+use kairos_core::{Booking, Interval, Zone};
 use kairos_providers::sealed::Keyring;
 use kairos_store::{
     BookingEmail, Clock, EmailKind, EmailOutcome, ProposalEmail, ProposalEmailKind, Store, StoreResult, Tenant,
@@ -116,10 +116,13 @@ impl EmailWorker {
         let claimed = self.store.claim_emails(self.clock.now(), LEASE, BATCH).await?;
         let n = claimed.len();
         let mut sends = tokio::task::JoinSet::new();
-        for (t, email) in claimed {
+        for (t, mut email) in claimed {
             let this = self.clone();
             sends.spawn(async move {
-                let outcome = this.attempt(&t, &email).await;
+                let (outcome, times) = this.attempt(&t, &email).await;
+                if outcome == EmailOutcome::Sent {
+                    email.sent_times = times;
+                }
                 this.record(&t, &email, &outcome).await;
             });
         }
@@ -167,18 +170,19 @@ impl EmailWorker {
         }
     }
 
-    /// One attempt at one email, as an outcome to record.
-    async fn attempt(&self, t: &Tenant, email: &BookingEmail) -> EmailOutcome {
-        let Some(mailer) = &self.mailer else { return EmailOutcome::Skipped(NO_SMTP.into()) };
+    /// One attempt at one email, as an outcome to record, with the booking's times the email
+    /// gave.
+    async fn attempt(&self, t: &Tenant, email: &BookingEmail) -> (EmailOutcome, Option<Interval>) {
+        let Some(mailer) = &self.mailer else { return (EmailOutcome::Skipped(NO_SMTP.into()), None) };
         if email.kind == EmailKind::Cancelled && email.sent_version.is_none() {
-            return EmailOutcome::Skipped("cancelled before any invitation was sent".into());
+            return (EmailOutcome::Skipped("cancelled before any invitation was sent".into()), None);
         }
-        let message = match self.compose(t, email, mailer).await {
-            Ok(Some(message)) => message,
-            Ok(None) => return EmailOutcome::Skipped("the booking no longer exists".into()),
-            Err(e) => return self.retry(email.attempts, format!("could not read the booking: {e}")),
+        let (message, times) = match self.compose(t, email, mailer).await {
+            Ok(Some(composed)) => composed,
+            Ok(None) => return (EmailOutcome::Skipped("the booking no longer exists".into()), None),
+            Err(e) => return (self.retry(email.attempts, format!("could not read the booking: {e}")), None),
         };
-        self.send(mailer, &message, email.attempts).await
+        (self.send(mailer, &message, email.attempts).await, Some(times))
     }
 
     /// Sends `message`: sent, retried on a temporary failure (after `attempts` earlier
@@ -340,7 +344,13 @@ impl EmailWorker {
 
     /// The email for `email`'s recipient from the booking as it is now; `None` when the
     /// booking is gone.
-    async fn compose(&self, t: &Tenant, email: &BookingEmail, mailer: &Mailer) -> StoreResult<Option<OutgoingEmail>> {
+    /// The email for `email`'s row as the booking now stands, and the booking's times it gives.
+    async fn compose(
+        &self,
+        t: &Tenant,
+        email: &BookingEmail,
+        mailer: &Mailer,
+    ) -> StoreResult<Option<(OutgoingEmail, Interval)>> {
         let Some(booking) = self.store.booking(t, &email.booking_id).await? else { return Ok(None) };
         let business = match &booking.business_id {
             Some(id) => self.store.business(t, id).await?,
@@ -362,6 +372,13 @@ impl EmailWorker {
             (None, false) => Some(address.to_string()),
         };
         let mut context = EmailContext::new(&booking.title, booking.start_time, booking.end_time, &zone);
+        let times = Interval::new(booking.start_time, booking.end_time)
+            .map_err(|e| kairos_store::StoreError::Backend(format!("booking times: {e}")))?;
+        // An update says what the recipient was last told, when that was another time.
+        if email.kind == EmailKind::Updated {
+            context.previous_when =
+                email.sent_times.filter(|sent| *sent != times).map(|sent| mail::when(sent.start(), sent.end(), &zone));
+        }
         context.recipient_name = email.name.clone();
         context.host_names = booking.participants.iter().filter_map(|p| shown(&p.email, &p.name)).collect();
         context.participant_names = kairos_store::email_recipients(&booking)
@@ -403,16 +420,18 @@ impl EmailWorker {
             url: None,
         };
         let method = invitation.method;
-        Ok(Some(OutgoingEmail {
+        let message = OutgoingEmail {
             to: Person { email: email.recipient.clone(), name: email.name.clone() },
             subject: rendered.subject,
             text: rendered.text,
             html: rendered.html,
             invite: Some((method, invitation.to_ics(self.clock.now()))),
-        }))
+        };
+        Ok(Some((message, times)))
     }
 
-    /// The recipient's zone: a participant's own; the customer's is the business's, else the
+    /// The recipient's zone: a participant's own; the customer's is their own when the booking
+    /// has it (given at booking, or chosen on the booking page), else the business's, else the
     /// first participant's, else UTC.
     async fn zone_of(
         &self,
@@ -421,6 +440,11 @@ impl EmailWorker {
         booking: &Booking,
         business_zone: Option<&Zone>,
     ) -> StoreResult<Zone> {
+        if email.user_id.is_none()
+            && let Some(zone) = booking.customer_timezone.as_deref().and_then(|name| Zone::parse(name).ok())
+        {
+            return Ok(zone);
+        }
         let first = booking.participants.first().map(|p| p.id.as_str());
         let user = match (email.user_id.as_deref(), business_zone) {
             (Some(id), _) => Some(id),

@@ -54,6 +54,9 @@ pub struct CreateBooking {
     /// The customer's name (business shape).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer_name: Option<String>,
+    /// The customer's IANA time zone (e.g. `Europe/Paris`): their emails show times in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_timezone: Option<String>,
     /// Start, RFC 3339 — e.g. the `start` of a slot from `find_slots`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,

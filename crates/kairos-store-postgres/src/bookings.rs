@@ -328,6 +328,7 @@ pub(crate) async fn create_on(
             .collect(),
         customer_name: new.customer_name.clone(),
         customer_email: new.customer_email.clone(),
+        customer_timezone: new.customer_timezone.clone(),
         title: new.title.clone().unwrap_or_else(|| default_title(&party, new.customer_name.as_deref())),
         notes: new.notes.clone(),
         description: new.description.clone(),
@@ -346,8 +347,8 @@ pub(crate) async fn create_on(
     sqlx::query(
         "INSERT INTO bookings (id, account_id, mode, business_id, status, customer_name, customer_email, title, notes, description,
             metadata, start_at, end_at, held_from, held_until, hold_expires_at, payment_amount, payment_currency, checkout_url,
-            created_at, updated_at, holds_business)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21)",
+            created_at, updated_at, holds_business, customer_timezone)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21, $22)",
     )
     .bind(&booking.id)
     .bind(&t.account_id)
@@ -370,6 +371,7 @@ pub(crate) async fn create_on(
     .bind(&booking.checkout_url)
     .bind(ms(now))
     .bind(booking.participants.is_empty())
+    .bind(&booking.customer_timezone)
     .execute(&mut *c)
     .await
     .map_err(error)?;
@@ -820,6 +822,7 @@ mod tests {
             interval: Interval::new(at(a), at(b)).unwrap(),
             customer_name: None,
             customer_email: None,
+            customer_timezone: None,
             title: None,
             notes: None,
             description: None,

@@ -4,7 +4,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 use kairos_core::booking::BookingEvent;
-use kairos_core::{Booking, BookingStatus};
+use kairos_core::{Booking, BookingStatus, Interval};
 use kairos_store::{BookingEmail, EmailKind, EmailOutcome, StoreResult, Tenant};
 use sqlx::{PgConnection, PgPool};
 
@@ -71,7 +71,7 @@ pub(crate) async fn enqueue(
 macro_rules! email_columns {
     () => {
         "booking_id, recipient, name, user_id, kind, version, sent_version, status, attempts, next_attempt_at, \
-         last_error, sent_at, updated_at, account_id, mode, leased_until"
+         last_error, sent_at, updated_at, account_id, mode, leased_until, sent_start_at, sent_end_at"
     };
 }
 
@@ -93,6 +93,8 @@ struct EmailRow {
     account_id: String,
     mode: String,
     leased_until: Option<i64>,
+    sent_start_at: Option<i64>,
+    sent_end_at: Option<i64>,
 }
 
 impl EmailRow {
@@ -112,6 +114,12 @@ impl EmailRow {
             sent_at: self.sent_at.map(ts).transpose()?,
             updated_at: ts(self.updated_at)?,
             lease: self.leased_until.map(ts).transpose()?,
+            sent_times: match (self.sent_start_at, self.sent_end_at) {
+                (Some(start), Some(end)) => {
+                    Some(Interval::new(ts(start)?, ts(end)?).map_err(|e| corrupt("stored email times", e))?)
+                }
+                _ => None,
+            },
         };
         Ok((tenant_of(self.account_id, &self.mode)?, email))
     }
@@ -164,7 +172,8 @@ pub(crate) async fn record(
     let set = match outcome {
         EmailOutcome::Sent => {
             "sent_version = $1, sent_at = $2, attempts = 0, last_error = NULL,
-             status = CASE WHEN version = $1 THEN 'sent' ELSE 'pending' END"
+             status = CASE WHEN version = $1 THEN 'sent' ELSE 'pending' END,
+             sent_start_at = $10, sent_end_at = $11"
         }
         EmailOutcome::Skipped(_) => {
             "last_error = CASE WHEN version = $1 THEN $3 ELSE last_error END,
@@ -192,6 +201,8 @@ pub(crate) async fn record(
         .bind(&t.account_id)
         .bind(t.mode.as_str())
         .bind(e.lease.map(ms))
+        .bind(e.sent_times.map(|i| ms(i.start())))
+        .bind(e.sent_times.map(|i| ms(i.end())))
         .execute(db)
         .await
         .map_err(error)?;

@@ -127,7 +127,7 @@ impl BusinessRow {
 /// `[id, email, name]`) among them: one statement per read of bookings, not two.
 pub(crate) const BOOKING_COLUMNS: &str = "id, business_id, status, customer_name, customer_email, title, notes, \
     description, metadata, start_at, end_at, hold_expires_at, payment_amount, payment_currency, checkout_url, \
-    cancelled_at, cancellation_reason, created_at, updated_at, \
+    cancelled_at, cancellation_reason, created_at, updated_at, customer_timezone, \
     COALESCE((SELECT json_agg(json_build_array(p.user_id, p.email, p.name) ORDER BY p.position)::text \
                 FROM booking_participants p WHERE p.booking_id = bookings.id), '[]') AS participants";
 
@@ -152,6 +152,7 @@ pub(crate) struct BookingRow {
     cancellation_reason: Option<String>,
     created_at: i64,
     updated_at: i64,
+    customer_timezone: Option<String>,
     participants: String,
 }
 
@@ -166,6 +167,7 @@ impl BookingRow {
             participants,
             customer_name: self.customer_name,
             customer_email: self.customer_email,
+            customer_timezone: self.customer_timezone,
             title: self.title,
             notes: self.notes,
             description: self.description,

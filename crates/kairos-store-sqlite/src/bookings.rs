@@ -298,6 +298,7 @@ pub(crate) fn create(
             .collect(),
         customer_name: new.customer_name.clone(),
         customer_email: new.customer_email.clone(),
+        customer_timezone: new.customer_timezone.clone(),
         title: new.title.clone().unwrap_or_else(|| default_title(&party, new.customer_name.as_deref())),
         notes: new.notes.clone(),
         description: new.description.clone(),
@@ -316,8 +317,8 @@ pub(crate) fn create(
     c.prepare_cached(
         "INSERT INTO bookings (id, account_id, mode, business_id, status, customer_name, customer_email, title, notes, description,
             metadata, start_at, end_at, held_from, held_until, hold_expires_at, payment_amount, payment_currency, checkout_url,
-            created_at, updated_at, holds_business)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?21)",
+            created_at, updated_at, holds_business, customer_timezone)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20, ?21, ?22)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -341,7 +342,8 @@ pub(crate) fn create(
             booking.payment_currency,
             booking.checkout_url,
             ms(now),
-            booking.participants.is_empty()
+            booking.participants.is_empty(),
+            booking.customer_timezone
         ])
     })
     .map_err(error)?;

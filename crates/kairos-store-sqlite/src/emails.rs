@@ -93,7 +93,7 @@ pub(crate) fn enqueue(
 }
 
 const COLUMNS: &str = "booking_id, recipient, name, user_id, kind, version, sent_version, status, attempts, \
-                       next_attempt_at, last_error, sent_at, updated_at, account_id, mode, leased_until";
+                       next_attempt_at, last_error, sent_at, updated_at, account_id, mode, leased_until, sent_start_at, sent_end_at";
 
 /// One row as its tenant and email.
 fn finish(row: &rusqlite::Row<'_>) -> rusqlite::Result<(BookingEmailRow, String, String)> {
@@ -113,6 +113,7 @@ fn finish(row: &rusqlite::Row<'_>) -> rusqlite::Result<(BookingEmailRow, String,
             sent_at: row.get(11)?,
             updated_at: row.get(12)?,
             lease: row.get(15)?,
+            sent_times: (row.get(16)?, row.get(17)?),
         },
         row.get(13)?,
         row.get(14)?,
@@ -134,6 +135,7 @@ struct BookingEmailRow {
     sent_at: Option<i64>,
     updated_at: i64,
     lease: Option<i64>,
+    sent_times: (Option<i64>, Option<i64>),
 }
 
 impl BookingEmailRow {
@@ -154,6 +156,7 @@ impl BookingEmailRow {
             sent_at: self.sent_at.map(ts).transpose()?,
             updated_at: ts(self.updated_at)?,
             lease: self.lease.map(ts).transpose()?,
+            sent_times: sent_times(self.sent_times)?,
         })
     }
 }
@@ -202,11 +205,23 @@ pub(crate) fn record(
             .prepare_cached(
                 "UPDATE booking_emails
                     SET sent_version = ?1, sent_at = ?2, leased_until = NULL, attempts = 0, last_error = NULL,
-                        updated_at = ?2, status = CASE WHEN version = ?1 THEN 'sent' ELSE 'pending' END
+                        updated_at = ?2, status = CASE WHEN version = ?1 THEN 'sent' ELSE 'pending' END,
+                        sent_start_at = ?8, sent_end_at = ?9
                   WHERE booking_id = ?3 AND recipient = ?4 AND account_id = ?5 AND mode = ?6 AND leased_until = ?7",
             )
             .and_then(|mut s| {
-                s.execute(params![e.version, ms(now), e.booking_id, e.recipient, t.account_id, t.mode.as_str(), lease])
+                let sent = e.sent_times.map(|i| (ms(i.start()), ms(i.end())));
+                s.execute(params![
+                    e.version,
+                    ms(now),
+                    e.booking_id,
+                    e.recipient,
+                    t.account_id,
+                    t.mode.as_str(),
+                    lease,
+                    sent.map(|s| s.0),
+                    sent.map(|s| s.1)
+                ])
             }),
         EmailOutcome::Skipped(why) => c
             .prepare_cached(
@@ -276,4 +291,12 @@ pub(crate) fn skip_due(c: &Connection, now: Timestamp, reason: &str) -> StoreRes
     )
     .and_then(|mut s| s.execute(params![reason, ms(now)]))
     .map_err(error)
+}
+
+/// The stored start and end of what was last sent, when both are there.
+fn sent_times((start, end): (Option<i64>, Option<i64>)) -> StoreResult<Option<kairos_core::Interval>> {
+    let (Some(start), Some(end)) = (start, end) else { return Ok(None) };
+    kairos_core::Interval::new(ts(start)?, ts(end)?)
+        .map(Some)
+        .map_err(|e| StoreError::Backend(format!("stored email times: {e}")))
 }

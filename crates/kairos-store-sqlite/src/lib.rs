@@ -77,6 +77,8 @@ fn migrations() -> Migrations<'static> {
         // 0010: the booking path's CHECKs without `IN` lists (see `checks.rs`).
         M::up_with_hook("", checks::without_in_lists),
         M::up(include_str!("../migrations/0011_booking_path.sql")),
+        M::up(include_str!("../migrations/0012_customer_timezone.sql")),
+        M::up(include_str!("../migrations/0013_email_sent_times.sql")),
     ])
 }
 

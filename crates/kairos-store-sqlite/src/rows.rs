@@ -173,7 +173,7 @@ impl BusinessRow {
 
 pub(crate) const BOOKING_COLUMNS: &str = "id, business_id, status, customer_name, customer_email, title, notes, description, \
     metadata, start_at, end_at, hold_expires_at, payment_amount, payment_currency, checkout_url, cancelled_at, \
-    cancellation_reason, created_at, updated_at";
+    cancellation_reason, created_at, updated_at, customer_timezone";
 
 pub(crate) struct BookingRow {
     pub(crate) id: String,
@@ -195,6 +195,7 @@ pub(crate) struct BookingRow {
     cancellation_reason: Option<String>,
     created_at: i64,
     updated_at: i64,
+    customer_timezone: Option<String>,
 }
 
 impl BookingRow {
@@ -220,6 +221,7 @@ impl BookingRow {
             cancellation_reason: row.get(at + 16)?,
             created_at: row.get(at + 17)?,
             updated_at: row.get(at + 18)?,
+            customer_timezone: row.get(at + 19)?,
         })
     }
 
@@ -231,6 +233,7 @@ impl BookingRow {
             participants,
             customer_name: self.customer_name,
             customer_email: self.customer_email,
+            customer_timezone: self.customer_timezone,
             title: self.title,
             notes: self.notes,
             description: self.description,

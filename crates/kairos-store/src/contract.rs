@@ -95,6 +95,7 @@ macro_rules! store_contract_tests {
             proposal_outcomes_queue_emails_in_the_same_transaction,
             calendar_writes_are_recorded_only_under_their_current_lease,
             booking_emails_are_recorded_only_under_their_current_lease,
+            emails_keep_the_times_they_gave,
             proposal_emails_are_recorded_only_under_their_current_lease,
         );
     };
@@ -170,6 +171,7 @@ fn for_business(b: &Business, interval: Interval) -> NewBooking {
         interval,
         customer_name: Some("Jane Doe".to_string()),
         customer_email: Some("jane@example.com".to_string()),
+        customer_timezone: None,
         title: None,
         notes: None,
         description: None,
@@ -185,6 +187,7 @@ fn for_people(emails: &[&str], interval: Interval) -> NewBooking {
         interval,
         customer_name: None,
         customer_email: None,
+        customer_timezone: None,
         title: Some("Sync".to_string()),
         notes: None,
         description: None,

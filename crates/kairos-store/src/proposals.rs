@@ -25,6 +25,7 @@ pub fn booking_for(p: &Proposal, slot_id: &str) -> Option<NewBooking> {
         interval,
         customer_name: None,
         customer_email: None,
+        customer_timezone: None,
         title: Some(p.title.clone()),
         notes: None,
         description: p.description.clone(),

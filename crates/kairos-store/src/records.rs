@@ -133,6 +133,8 @@ pub struct NewBooking {
     pub interval: Interval,
     pub customer_name: Option<String>,
     pub customer_email: Option<String>,
+    /// An IANA zone name, already checked.
+    pub customer_timezone: Option<String>,
     pub title: Option<String>,
     pub notes: Option<String>,
     pub description: Option<String>,
@@ -564,6 +566,10 @@ pub struct BookingEmail {
     pub updated_at: Timestamp,
     /// As for [`CalendarWrite::lease`].
     pub lease: Option<Timestamp>,
+    /// The booking's times as the last email that went out gave them (an update says "Was:
+    /// …"). The worker sets them to what it sent before recording [`EmailOutcome::Sent`],
+    /// which keeps them.
+    pub sent_times: Option<Interval>,
 }
 
 /// How a claimed email went.

@@ -74,6 +74,7 @@ async fn run(config: Config, n: usize) -> anyhow::Result<()> {
                         interval: Interval::new(start, start + SignedDuration::from_mins(30)).unwrap(),
                         customer_name: Some("Customer".into()),
                         customer_email: Some("c@example.com".into()),
+                        customer_timezone: None,
                         title: None,
                         notes: None,
                         description: None,

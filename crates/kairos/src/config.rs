@@ -44,6 +44,9 @@ pub struct Config {
     pub email: EmailConfig,
     /// `KAIROS_STRIPE_*`: paid bookings through Stripe Checkout; `None` without a secret key.
     pub stripe: Option<StripeConfig>,
+    /// `KAIROS_TRUSTED_PROXIES`: the reverse proxies whose `X-Forwarded-For` names the client
+    /// of a public page (for its rate limit). Empty by default: the header is ignored.
+    pub trusted_proxies: kairos_api::public::TrustedProxies,
     /// The clock background work (delivery, retries, sweeps) runs on: the system clock.
     /// Tests that fix the API's clock run this one from the same instant.
     pub background_clock: Clock,
@@ -58,6 +61,9 @@ pub struct EmailConfig {
     /// The `From` address, e.g. `Kairos <bookings@example.com>`.
     pub from: Option<String>,
     pub templates_dir: Option<std::path::PathBuf>,
+    /// `KAIROS_SMTP_CA_FILE`: PEM certificates of authorities trusted for the SMTP server's
+    /// certificate besides the system's (an internal CA).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for EmailConfig {
@@ -67,6 +73,7 @@ impl std::fmt::Debug for EmailConfig {
             .field("smtp", &self.smtp_url.is_some())
             .field("from", &self.from)
             .field("templates_dir", &self.templates_dir)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -239,6 +246,7 @@ impl Config {
             microsoft: None,
             email: EmailConfig::default(),
             stripe: None,
+            trusted_proxies: Default::default(),
             background_clock: Clock::system(),
         }
     }
@@ -350,10 +358,19 @@ impl Config {
             smtp_url: var("KAIROS_SMTP_URL"),
             from: var("KAIROS_EMAIL_FROM"),
             templates_dir: var("KAIROS_TEMPLATES_DIR").map(std::path::PathBuf::from),
+            ca_file: var("KAIROS_SMTP_CA_FILE").map(std::path::PathBuf::from),
         };
         if let Some(dir) = &email.templates_dir {
             anyhow::ensure!(dir.is_dir(), "KAIROS_TEMPLATES_DIR must be a directory, not `{}`", dir.display());
         }
+        if let Some(file) = &email.ca_file {
+            anyhow::ensure!(file.is_file(), "KAIROS_SMTP_CA_FILE must be a PEM file, not `{}`", file.display());
+            anyhow::ensure!(email.smtp_url.is_some(), "KAIROS_SMTP_CA_FILE is set but KAIROS_SMTP_URL is not");
+        }
+        let trusted_proxies = match var("KAIROS_TRUSTED_PROXIES") {
+            Some(text) => text.parse().map_err(|e| anyhow::anyhow!("KAIROS_TRUSTED_PROXIES: {e}"))?,
+            None => Default::default(),
+        };
         let stripe = match var("KAIROS_STRIPE_SECRET_KEY") {
             Some(secret_key) => {
                 anyhow::ensure!(
@@ -386,6 +403,7 @@ impl Config {
             secret_key,
             email,
             stripe,
+            trusted_proxies,
             google,
             microsoft,
             webhooks,

@@ -135,7 +135,7 @@ pub async fn serve(
             prometheus.run_upkeep();
         }
     });
-    let app = kairos_api::router(state);
+    let app = kairos_api::public::guard(kairos_api::router(state), config.trusted_proxies.clone());
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(stop_signal())
         .await;
@@ -146,9 +146,9 @@ pub async fn serve(
     served.context("the HTTP server failed")
 }
 
-/// The email worker: SMTP from `KAIROS_SMTP_URL` (none: every email is recorded as skipped)
-/// and the templates, built in or from `KAIROS_TEMPLATES_DIR`; `keyring` opens the proposal
-/// response links the API sealed.
+/// The email worker: SMTP from `KAIROS_SMTP_URL` (none: every email is recorded as skipped),
+/// also trusting the authorities of `KAIROS_SMTP_CA_FILE`, and the templates, built in or from
+/// `KAIROS_TEMPLATES_DIR`; `keyring` opens the proposal response links the API sealed.
 fn email_worker(
     store: Arc<dyn Store>,
     config: &Config,
@@ -162,7 +162,17 @@ fn email_worker(
                 tracing::warn!("KAIROS_EMAIL_FROM is not set; booking emails come from kairos@localhost");
                 "Kairos <kairos@localhost>".to_string()
             });
-            Some(kairos_jobs::mail::Mailer::from_url(url, &from).context("KAIROS_SMTP_URL is not usable")?)
+            let url = url.parse().context("KAIROS_SMTP_URL is not usable")?;
+            let ca = match &config.email.ca_file {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .with_context(|| format!("KAIROS_SMTP_CA_FILE `{}` could not be read", path.display()))?,
+                ),
+                None => None,
+            };
+            let mailer = kairos_jobs::mail::Mailer::with_ca(url, &from, ca.as_deref())
+                .context("KAIROS_SMTP_URL or KAIROS_SMTP_CA_FILE is not usable")?;
+            Some(mailer)
         }
         None => {
             tracing::info!("no KAIROS_SMTP_URL: booking emails are recorded as skipped");

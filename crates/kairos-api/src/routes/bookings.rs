@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use jiff::SignedDuration;
 use kairos_core::availability::Mode;
-use kairos_core::{Booking, BookingStatus, Interval};
+use kairos_core::{Booking, BookingStatus, Interval, Zone};
 use kairos_store::party::PAYMENTS_NOT_CONFIGURED;
 use kairos_store::{BookingError, BookingFilter, NewBooking, StoreError, Who};
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,10 @@ pub struct CreateBooking {
     pub customer_email: Option<String>,
     #[schema(example = "Jane Doe")]
     pub customer_name: Option<String>,
+    /// The customer's IANA time zone: their confirmation emails show times in it (without
+    /// it, in the business's zone).
+    #[schema(example = "Europe/Paris")]
+    pub customer_timezone: Option<String>,
     #[schema(value_type = Option<String>, example = "2026-05-01T13:00:00Z")]
     pub start_time: Option<Time>,
     #[schema(value_type = Option<String>, example = "2026-05-01T13:30:00Z")]
@@ -135,6 +139,17 @@ pub async fn create(
     }
     let customer_email = body.customer_email.map(|e| wire::email("customer_email", &e)).transpose()?;
     let customer_name = wire::text("customer_name", body.customer_name, 200)?;
+    let customer_timezone = body
+        .customer_timezone
+        .map(|name| {
+            Zone::parse(&name).map(|zone| zone.name().to_string()).map_err(|_| {
+                ApiError::invalid(
+                    "customer_timezone",
+                    format!("`customer_timezone` must be an IANA time zone name such as `Europe/Paris`; `{name}` is not one."),
+                )
+            })
+        })
+        .transpose()?;
     if business_id.is_some() && participants.is_empty() {
         if customer_email.is_none() {
             return Err(ApiError::missing("customer_email", "`customer_email` is required when booking a business."));
@@ -156,6 +171,7 @@ pub async fn create(
         interval,
         customer_name,
         customer_email,
+        customer_timezone,
         title: wire::text("title", body.title, 200)?,
         notes: wire::text("notes", body.notes, 5000)?,
         description: wire::text("description", body.description, 5000)?,

@@ -5,11 +5,13 @@
 //!
 //! Slots come from the same search as `GET /v1/availability/slots` and bookings from the same
 //! `Store::create_booking` as `POST /v1/bookings`, so a page never offers or takes a time the
-//! API would refuse. A page shows the link's title, its duration, the hosts' display names and
-//! the open times: never emails, ids, the account or the business's rules. Rate limits and
-//! the CSRF cookie live in [`crate::public`]; the templates in `templates/pages/`.
+//! API would refuse. A page shows the link's title, its duration, the hosts' display names,
+//! the price of a priced business (before the visitor is sent to pay) and the open times:
+//! never emails, ids, the account or the business's rules. Rate limits and the CSRF cookie
+//! live in [`crate::public`]; the templates in `templates/pages/`.
 
 mod form;
+mod price;
 pub mod respond;
 mod view;
 mod week;
@@ -153,6 +155,8 @@ pub async fn book(State(state): State<AppState>, Path(slug): Path<String>, heade
         interval: slot,
         customer_name: Some(visitor.name),
         customer_email: Some(visitor.email),
+        // The zone the visitor saw the times in: their emails show the same.
+        customer_timezone: Some(zone.name().to_string()),
         title: Some(link.title.clone()),
         notes: visitor.notes,
         description: None,
@@ -325,17 +329,26 @@ struct LinkView {
     slug: String,
     hosts: Option<String>,
     duration: String,
+    /// What booking costs (`€25.00`), for a priced business: the visitor pays before the
+    /// booking is confirmed.
+    price: Option<String>,
 }
 
 impl LinkView {
     fn new(link: &Link, party: &Party) -> Self {
         let names: Vec<String> = party.members.iter().filter_map(|u| u.name.clone()).collect();
         let unnamed = party.members.len() - names.len();
+        let price = party
+            .business
+            .as_deref()
+            .filter(|b| b.is_paid())
+            .and_then(|b| Some(price::price(b.price_amount?, b.price_currency.as_deref()?)));
         Self {
             title: link.title.clone(),
             slug: link.slug.clone(),
             hosts: week::people(&names, unnamed),
             duration: week::duration(link.duration_minutes),
+            price,
         }
     }
 }

@@ -5,6 +5,10 @@
 //! man in the middle cannot strip it) and `smtps://` is TLS from the first byte; only a URL
 //! without credentials (a relay on the same host or network, or a test server) talks plain
 //! SMTP. The password never appears in an error, a log line or `Debug` output.
+//!
+//! The server's certificate is checked against the system's roots plus, for a server whose
+//! certificate an internal CA issued, that CA's certificates ([`Mailer::with_ca`],
+//! `KAIROS_SMTP_CA_FILE`): trust can be added, never switched off.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,7 +16,7 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use percent_encoding::percent_decode_str;
 
@@ -82,6 +86,22 @@ pub enum MailerError {
     From { from: String, reason: String },
     #[error("TLS cannot be set up for {host}: {reason}")]
     Tls { host: String, reason: String },
+    #[error("the SMTP CA file is not usable: {0}; expected PEM certificates (-----BEGIN CERTIFICATE-----)")]
+    CaFile(String),
+    #[error(
+        "an SMTP CA file is set, but the SMTP URL talks plain SMTP without TLS (smtp:// without credentials); use smtps://, or smtp:// with credentials (STARTTLS)"
+    )]
+    CaWithoutTls,
+}
+
+/// Certificate authorities to trust for the SMTP server's certificate besides the system's
+/// (`KAIROS_SMTP_CA_FILE`): PEM text holding at least one certificate, such as an internal
+/// CA's (other PEM sections are ignored).
+fn ca_certificates(pem: &[u8]) -> Result<Certificate, MailerError> {
+    if !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(MailerError::CaFile("it holds no certificate".into()));
+    }
+    Certificate::from_pem(pem).map_err(|e| MailerError::CaFile(e.to_string()))
 }
 
 impl SmtpUrl {
@@ -181,13 +201,27 @@ impl Mailer {
 
     /// A mailer for a parsed URL.
     pub fn new(url: SmtpUrl, from: &str) -> Result<Self, MailerError> {
+        Self::with_ca(url, from, None)
+    }
+
+    /// A mailer for a parsed URL that also trusts the certificate authorities in `ca_pem`
+    /// (PEM, e.g. `KAIROS_SMTP_CA_FILE`'s content) for the server's certificate. A CA with a
+    /// URL that uses no TLS is refused: whoever set it expects TLS.
+    pub fn with_ca(url: SmtpUrl, from: &str, ca_pem: Option<&[u8]>) -> Result<Self, MailerError> {
         let from: Mailbox = from.trim().parse().map_err(|e: lettre::address::AddressError| MailerError::From {
             from: from.to_string(),
             reason: e.to_string(),
         })?;
+        let ca = ca_pem.map(ca_certificates).transpose()?;
+        if ca.is_some() && url.security == Security::None {
+            return Err(MailerError::CaWithoutTls);
+        }
         let tls = |host: &str| {
-            TlsParameters::new(host.to_string())
-                .map_err(|e| MailerError::Tls { host: host.to_string(), reason: e.to_string() })
+            let mut params = TlsParameters::builder(host.to_string());
+            if let Some(ca) = &ca {
+                params = params.add_root_certificate(ca.clone());
+            }
+            params.build().map_err(|e| MailerError::Tls { host: host.to_string(), reason: e.to_string() })
         };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(url.host.clone())
             .port(url.port)
@@ -312,6 +346,22 @@ mod tests {
             Mailer::from_url("smtp://mailer:hunter2@smtp.example.com:587", "Bookings <b@example.com>").unwrap();
         let shown = format!("{mailer:?} {:?}", parse("smtps://mailer:hunter2@smtp.example.com").unwrap());
         assert!(shown.contains("mailer") && !shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_certificates_and_goes_with_tls() {
+        let tls = || parse("smtps://mailer:s3cret@smtp.example.com").unwrap();
+        let with_ca = |url: SmtpUrl, pem: &[u8]| Mailer::with_ca(url, "b@example.com", Some(pem)).map(|_| ());
+        let error = with_ca(tls(), b"not a certificate").unwrap_err();
+        assert!(matches!(error, MailerError::CaFile(_)), "{error}");
+        let key_only = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        assert!(matches!(with_ca(tls(), key_only), Err(MailerError::CaFile(_))));
+        // Well-formed PEM whose content is not a certificate: refused when TLS is set up, at
+        // start, not at the first email.
+        let junk = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(matches!(with_ca(tls(), junk), Err(MailerError::Tls { .. })));
+        let plain = parse("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!(with_ca(plain, junk), Err(MailerError::CaWithoutTls));
     }
 
     #[test]

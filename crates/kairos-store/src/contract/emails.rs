@@ -171,6 +171,33 @@ pub async fn booking_emails_are_recorded_only_under_their_current_lease(store: S
     assert_eq!((row().await.kind, row().await.status.as_str()), (EmailKind::Cancelled, "sent"));
 }
 
+pub async fn emails_keep_the_times_they_gave(store: S) {
+    let a = tenant(&store, "acme", Mode::Test).await;
+    store.insert_user(&a, &user("alice@example.com")).await.unwrap();
+    let first = iv("2030-01-02T10:00:00Z", "2030-01-02T10:30:00Z");
+    let b = store.create_booking(&a, &for_people(&["alice@example.com"], first), now()).await.unwrap();
+    let row = async || store.booking_emails(&a, &b.id).await.unwrap().remove(0);
+    assert_eq!(row().await.sent_times, None, "nothing sent yet");
+    // The worker sends the invitation and records the times it gave.
+    let (t, mut sent) = store.claim_emails(now(), SignedDuration::from_mins(2), 10).await.unwrap().remove(0);
+    sent.sent_times = Some(first);
+    assert!(store.record_email(&t, &sent, &EmailOutcome::Sent, now()).await.unwrap());
+    assert_eq!(row().await.sent_times, Some(first));
+    // A move re-wants the email (an update) and keeps what the recipient was last told.
+    let moved = iv("2030-01-02T11:00:00Z", "2030-01-02T11:30:00Z");
+    store.reschedule_booking(&a, &b.id, moved, now()).await.unwrap();
+    let (t, update) = store.claim_emails(now(), SignedDuration::from_mins(2), 10).await.unwrap().remove(0);
+    assert_eq!((update.kind, update.sent_times), (EmailKind::Updated, Some(first)));
+    // A failure keeps them too; the next send replaces them.
+    let failed = EmailOutcome::Failed { error: "421 busy".into(), retry_at: Some(now()) };
+    assert!(store.record_email(&t, &update, &failed, now()).await.unwrap());
+    assert_eq!(row().await.sent_times, Some(first));
+    let (t, mut update) = store.claim_emails(now(), SignedDuration::from_mins(2), 10).await.unwrap().remove(0);
+    update.sent_times = Some(moved);
+    assert!(store.record_email(&t, &update, &EmailOutcome::Sent, now()).await.unwrap());
+    assert_eq!(row().await.sent_times, Some(moved));
+}
+
 pub async fn payments_confirm_holds_once(store: S) {
     let a = tenant(&store, "acme", Mode::Test).await;
     let alice = user("alice@example.com");

@@ -303,6 +303,39 @@ async fn reschedule_moves_a_booking_under_the_same_rules() {
 }
 
 #[tokio::test]
+async fn the_customers_time_zone_stays_with_the_booking() {
+    let app = TestApp::start().await;
+    app.user("alice@example.com", "UTC").await;
+    let biz = app
+        .business(
+            json!({"name": "Clinic", "timezone": "UTC", "hosts": ["alice@example.com"], "working_hours": all_week()}),
+        )
+        .await;
+    let mut body = booking_body(&biz, "2030-01-02T10:00:00Z", "2030-01-02T10:30:00Z");
+    body["customer_timezone"] = json!("Asia/Kolkata");
+    let made = app.post("/v1/bookings", body).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    assert_eq!(made.body["customer_timezone"], "Asia/Kolkata");
+    let id = made.body["id"].as_str().unwrap();
+    let moved = app
+        .post(
+            &format!("/v1/bookings/{id}/reschedule"),
+            json!({"start_time": "2030-01-02T11:00:00Z", "end_time": "2030-01-02T11:30:00Z"}),
+        )
+        .await;
+    assert_eq!(moved.body["customer_timezone"], "Asia/Kolkata", "{}", moved.body);
+    assert_eq!(app.get(&format!("/v1/bookings/{id}")).await.body["customer_timezone"], "Asia/Kolkata");
+    let page = app.store.outbox_events(&tenant(&app).await, &PageRequest { limit: 10, cursor: None }).await.unwrap();
+    for event in page.data {
+        let envelope: Value = serde_json::from_str(&event.payload).unwrap();
+        assert_eq!(envelope["data"]["booking"]["customer_timezone"], "Asia/Kolkata", "{}", event.event_type);
+    }
+    // Without one, the field is absent rather than null.
+    let plain = app.post("/v1/bookings", booking_body(&biz, "2030-01-02T13:00:00Z", "2030-01-02T13:30:00Z")).await;
+    assert!(plain.body.get("customer_timezone").is_none(), "{}", plain.body);
+}
+
+#[tokio::test]
 async fn bookings_list_filters_and_pages_newest_first() {
     let app = TestApp::start().await;
     let biz = app.business(json!({"name": "Room", "timezone": "UTC", "working_hours": all_week()})).await;

@@ -1,6 +1,9 @@
 //! Booking emails through a real SMTP server (aiosmtpd, started by the test): the
 //! confirmation with its invitation, the update after a reschedule, the cancellation, each
-//! parsed back from what the server received; and the record of each on the booking.
+//! parsed back from what the server received; and the record of each on the booking. Also
+//! over STARTTLS and over TLS from the first byte, each with a login, to a server whose
+//! certificate an authority made for the test issued (trusted through `KAIROS_SMTP_CA_FILE`),
+//! and what a wrong password or an unknown authority leaves on the booking.
 
 use std::time::Duration;
 
@@ -13,24 +16,24 @@ use crate::support::*;
 
 /// One received email: its recipient, subject, plain text and the invitation's properties.
 #[derive(Debug)]
-struct Received {
-    to: String,
-    subject: String,
-    text: String,
+pub(crate) struct Received {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
     /// The `method=` of the text/calendar part.
-    method: String,
+    pub method: String,
     /// The VEVENT's properties as (name, value) with parameters dropped, plus METHOD.
-    ics: Vec<(String, String)>,
-    raw_ics: String,
+    pub ics: Vec<(String, String)>,
+    pub raw_ics: String,
 }
 
 impl Received {
-    fn prop(&self, name: &str) -> &str {
+    pub fn prop(&self, name: &str) -> &str {
         self.ics.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).unwrap_or_default()
     }
 }
 
-fn parse(raw: &str) -> Received {
+pub(crate) fn parse(raw: &str) -> Received {
     let message = MessageParser::default().parse(raw.as_bytes()).expect("a MIME message");
     let to = message.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap().to_string();
     let subject = message.subject().unwrap().to_string();
@@ -56,7 +59,8 @@ fn parse(raw: &str) -> Received {
     Received { to, subject, text, method, ics, raw_ics }
 }
 
-async fn wait_for(server: &SmtpServer, n: usize) -> Vec<Received> {
+/// The first `n` emails the server receives (within 20 s), parsed, by SEQUENCE then recipient.
+pub(crate) async fn wait_for(server: &SmtpServer, n: usize) -> Vec<Received> {
     let messages = tokio::task::block_in_place(|| server.wait_for(n, Duration::from_secs(20)));
     assert!(messages.len() >= n, "expected {n} emails, got {}", messages.len());
     let mut received: Vec<Received> = messages.iter().map(|m| parse(m)).collect();
@@ -64,7 +68,8 @@ async fn wait_for(server: &SmtpServer, n: usize) -> Vec<Received> {
     received
 }
 
-fn emails_of(booking: &Value) -> Vec<(String, String, String, i64)> {
+/// A booking's `emails`: (recipient, kind, status, sequence).
+pub(crate) fn emails_of(booking: &Value) -> Vec<(String, String, String, i64)> {
     booking["emails"]
         .as_array()
         .unwrap()
@@ -151,6 +156,9 @@ async fn confirmations_updates_and_cancellations_reach_an_smtp_server_with_invit
         assert_eq!((r.method.as_str(), r.prop("SEQUENCE"), r.prop("DTSTART")), ("REQUEST", "1", "20300102T150000Z"));
         assert_eq!(r.prop("UID"), format!("{id}@kairos"), "the same event, updated");
     }
+    // Each update says what it replaces, in the recipient's zone.
+    assert!(updates[2].text.contains("Was: ") && updates[2].text.contains("9:00"), "{}", updates[2].text);
+    assert!(updates[3].text.contains("Was: ") && updates[3].text.contains("3:00"), "{}", updates[3].text);
     eventually("updates recorded as sent", || async {
         let b = app.get(&format!("/v1/bookings/{id}")).await.body;
         emails_of(&b).iter().all(|(_, kind, status, seq)| kind == "updated" && status == "sent" && *seq == 1)
@@ -173,6 +181,33 @@ async fn confirmations_updates_and_cancellations_reach_an_smtp_server_with_invit
     assert_eq!(smtp.messages().len(), 6, "nothing sent twice");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customers_own_time_zone_is_used_when_the_booking_has_one() {
+    let Some(smtp) = SmtpServer::start() else { return };
+    let url = smtp.url();
+    let app = TestApp::start_with(move |config| config.email.smtp_url = Some(url)).await;
+    app.post("/v1/users", json!({"email": "alice@example.com", "timezone": "America/New_York"})).await;
+    let biz = app
+        .business(json!({"name": "Consulting", "timezone": "Europe/Paris", "hosts": ["alice@example.com"], "working_hours": all_week()}))
+        .await;
+    let booked = app
+        .post(
+            "/v1/bookings",
+            json!({"business_id": biz, "customer_email": "jane@example.com", "customer_name": "Jane Doe",
+                "customer_timezone": "Asia/Tokyo", "start_time": "2030-01-02T14:00:00Z", "end_time": "2030-01-02T14:30:00Z"}),
+        )
+        .await;
+    assert_eq!(booked.status, 201, "{}", booked.body);
+    let sent = wait_for(&smtp, 2).await;
+    let jane = sent.iter().find(|r| r.to == "jane@example.com").unwrap();
+    // 14:00 UTC is 23:00 in Tokyo (JST, no DST), not the business's 15:00 CET; the host still
+    // gets New York time.
+    assert!(jane.text.contains("11:00") && jane.text.contains("JST"), "{}", jane.text);
+    assert!(!jane.text.contains("CET"), "{}", jane.text);
+    let alice = sent.iter().find(|r| r.to == "alice@example.com").unwrap();
+    assert!(alice.subject.contains("9:00") && alice.subject.contains("EST"), "{}", alice.subject);
+}
+
 #[tokio::test]
 async fn without_smtp_emails_are_recorded_as_skipped() {
     let app = TestApp::start().await;
@@ -191,4 +226,111 @@ async fn without_smtp_emails_are_recorded_as_skipped() {
             && b["emails"][0]["last_error"].as_str().is_some_and(|e| e.contains("KAIROS_SMTP_URL"))
     })
     .await;
+}
+
+const SMTP_USER: &str = "kairos-mailer";
+const SMTP_PASSWORD: &str = "s3cret-Pass_1";
+
+/// A server sending its emails to `url`, trusting `ca_file` for the SMTP server's certificate.
+async fn app_sending_to(url: String, ca_file: Option<std::path::PathBuf>) -> TestApp {
+    TestApp::start_with(move |config| {
+        config.email.smtp_url = Some(url);
+        config.email.from = Some("Kairos Bookings <bookings@kairos.test>".into());
+        config.email.ca_file = ca_file;
+    })
+    .await
+}
+
+/// Books Jane with Alice's business (two emails: Alice's and Jane's); the booking's id.
+async fn book_jane(app: &TestApp) -> String {
+    app.user("alice@example.com", "UTC").await;
+    let biz = app
+        .business(json!({"name": "Consulting", "timezone": "UTC", "hosts": ["alice@example.com"], "working_hours": all_week()}))
+        .await;
+    let booked = app
+        .post(
+            "/v1/bookings",
+            json!({"business_id": biz, "customer_email": "jane@example.com", "customer_name": "Jane Doe",
+                "start_time": "2030-01-02T14:00:00Z", "end_time": "2030-01-02T14:30:00Z"}),
+        )
+        .await;
+    assert_eq!(booked.status, 201, "{}", booked.body);
+    booked.body["id"].as_str().unwrap().to_string()
+}
+
+/// Both emails of a booking arrived, Jane's with its invitation, and both are recorded as sent.
+async fn assert_delivered(app: &TestApp, smtp: &SmtpServer, id: &str) {
+    let received = wait_for(smtp, 2).await;
+    assert_eq!(received.iter().map(|r| r.to.as_str()).collect::<Vec<_>>(), ["alice@example.com", "jane@example.com"]);
+    let jane = &received[1];
+    assert_eq!((jane.method.as_str(), jane.prop("METHOD"), jane.prop("SEQUENCE")), ("REQUEST", "REQUEST", "0"));
+    assert_eq!(jane.prop("UID"), format!("{id}@kairos"));
+    assert_eq!((jane.prop("DTSTART"), jane.prop("DTEND")), ("20300102T140000Z", "20300102T143000Z"));
+    assert_eq!(jane.prop("ORGANIZER"), "mailto:bookings@kairos.test");
+    eventually("both emails recorded as sent", || async {
+        let b = app.get(&format!("/v1/bookings/{id}")).await.body;
+        let emails = emails_of(&b);
+        emails.len() == 2 && emails.iter().all(|(_, _, status, _)| status == "sent")
+    })
+    .await;
+}
+
+/// The booking's emails once each has been tried and refused (waiting to be retried, never
+/// sent): their `last_error`s.
+async fn refused(app: &TestApp, id: &str) -> Vec<String> {
+    let tried = |b: &Value| {
+        let emails = b["emails"].as_array().cloned().unwrap_or_default();
+        emails.len() == 2 && emails.iter().all(|e| e["attempts"].as_u64() >= Some(1))
+    };
+    eventually("each email tried and refused", || async { tried(&app.get(&format!("/v1/bookings/{id}")).await.body) })
+        .await;
+    let b = app.get(&format!("/v1/bookings/{id}")).await.body;
+    let emails = b["emails"].as_array().unwrap();
+    for e in emails {
+        assert_eq!((e["status"].as_str(), e["sent_at"].as_str()), (Some("pending"), None), "{e}");
+        assert!(e["next_attempt_at"].is_string(), "retried later: {e}");
+    }
+    emails.iter().map(|e| e["last_error"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_go_over_starttls_with_a_login_to_a_server_an_internal_ca_vouches_for() {
+    let Some(smtp) = SmtpServer::start_starttls(SMTP_USER, SMTP_PASSWORD) else { return };
+    // The server takes no message before STARTTLS and a login: a delivery proves both.
+    let url = smtp.url();
+    assert!(url.starts_with(&format!("smtp://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:")), "{url}");
+    let app = app_sending_to(url, smtp.ca_file()).await;
+    let id = book_jane(&app).await;
+    assert_delivered(&app, &smtp, &id).await;
+    assert_eq!(smtp.messages().len(), 2, "nothing sent twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_go_over_implicit_tls_with_a_login_to_a_server_an_internal_ca_vouches_for() {
+    let Some(smtp) = SmtpServer::start_tls(SMTP_USER, SMTP_PASSWORD) else { return };
+    let url = smtp.url();
+    assert!(url.starts_with(&format!("smtps://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:")), "{url}");
+    let app = app_sending_to(url, smtp.ca_file()).await;
+    let id = book_jane(&app).await;
+    assert_delivered(&app, &smtp, &id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_or_an_unknown_certificate_authority_is_recorded_as_a_failure_and_nothing_is_sent() {
+    let Some(smtp) = SmtpServer::start_starttls(SMTP_USER, SMTP_PASSWORD) else { return };
+    let wrong = app_sending_to(smtp.url_with_password(SMTP_USER, "not-the-password"), smtp.ca_file()).await;
+    let id = book_jane(&wrong).await;
+    for error in refused(&wrong, &id).await {
+        assert!(error.contains("refused the login"), "{error}");
+        assert!(!error.contains("not-the-password"), "the password is never shown: {error}");
+    }
+    // The right password, but the server's certificate vouched for by nobody this server
+    // trusts (no KAIROS_SMTP_CA_FILE): refused before the password is sent.
+    let untrusted = app_sending_to(smtp.url(), None).await;
+    let id = book_jane(&untrusted).await;
+    for error in refused(&untrusted, &id).await {
+        assert!(error.to_lowercase().contains("certificate"), "{error}");
+        assert!(!error.contains(SMTP_PASSWORD), "{error}");
+    }
+    assert!(smtp.messages().is_empty(), "nothing was sent:\n{}", smtp.log());
 }

@@ -1,6 +1,7 @@
 //! The public booking pages of a link, spoken to as a browser without JavaScript would: the
-//! week of open times in the visitor's zone, the form, the booking (or Stripe Checkout), the
-//! signed confirmation, and the guards (CSRF, rate limits). Nothing here sends an API key to
+//! week of open times in the visitor's zone, the form, the price and the booking (or Stripe
+//! Checkout), the signed confirmation, and the guards (CSRF, rate limits per client, behind a
+//! trusted proxy too, and on the payment return pages). Nothing here sends an API key to
 //! `/l/…`.
 
 use kairos::config::StripeConfig;
@@ -452,6 +453,115 @@ async fn public_pages_are_rate_limited_per_client_with_retry_after() {
     assert!(page.headers.contains_key("retry-after"));
     // The API is not limited by the pages' quota.
     assert_eq!(app.get("/v1/bookings").await.status, 200);
+}
+
+/// A booking form POSTed to a link that does not exist (404, or 429 once over the quota),
+/// with `X-Forwarded-For: forwarded`.
+async fn book_forwarded_for(app: &TestApp, forwarded: &str) -> StatusCode {
+    let res = no_redirects()
+        .post(format!("{}/l/nope/book", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-forwarded-for", forwarded)
+        .body("name=x")
+        .send()
+        .await
+        .unwrap();
+    res.status()
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_a_forged_x_forwarded_for_does_not_change_the_clients_quota() {
+    let app = TestApp::start().await;
+    // Five bookings at once is the quota; each request claims to be someone else.
+    for n in 1..=5 {
+        assert_eq!(book_forwarded_for(&app, &format!("203.0.113.{n}")).await, 404);
+    }
+    assert_eq!(book_forwarded_for(&app, "203.0.113.99").await, 429, "still the same client: its TCP peer");
+    assert_eq!(book_forwarded_for(&app, "198.51.100.7, 203.0.113.100").await, 429);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_quota() {
+    let app = TestApp::start_with(|config| config.trusted_proxies = "127.0.0.1, 10.0.0.0/8".parse().unwrap()).await;
+    for _ in 0..5 {
+        assert_eq!(book_forwarded_for(&app, "203.0.113.1").await, 404);
+    }
+    assert_eq!(book_forwarded_for(&app, "203.0.113.1").await, 429);
+    // Another client behind the same proxy is not held back by the first one's quota.
+    assert_eq!(book_forwarded_for(&app, "203.0.113.2").await, 404);
+    // What a client writes into the header itself stays left of what the proxy saw (and
+    // trusted hops, such as an inner proxy at 10.1.2.3, are walked past).
+    assert_eq!(book_forwarded_for(&app, "203.0.113.77, 203.0.113.1").await, 429);
+    assert_eq!(book_forwarded_for(&app, "203.0.113.77, 203.0.113.1, 10.1.2.3").await, 429);
+}
+
+#[tokio::test]
+async fn the_payment_return_pages_are_rate_limited_per_client_too() {
+    let app = TestApp::start().await;
+    let client = no_redirects();
+    let mut served = 0;
+    let limited = loop {
+        let res = client.get(format!("{}/pay/done?session_id=cs_test_x", app.base)).send().await.unwrap();
+        if res.status() != 200 {
+            break res;
+        }
+        served += 1;
+        assert!(served < 100, "never limited");
+    };
+    assert_eq!(limited.status(), 429);
+    assert!(served >= 60, "a burst of pages is served: {served}");
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_eq!(client.get(format!("{}/healthz", app.base)).send().await.unwrap().status(), 200, "only /pay/ pages");
+}
+
+#[tokio::test]
+async fn a_priced_link_shows_its_price_and_asks_to_continue_to_payment() {
+    let app = TestApp::start().await;
+    let (alice, euros) = host_and_business(&app, json!({"price_amount": 2500, "price_currency": "EUR"})).await;
+    let priced = |amount: i64, currency: &str| {
+        json!({"name": format!("Acme {currency}"), "timezone": "America/New_York", "hosts": [alice],
+            "working_hours": hours("09:00", "12:00"), "price_amount": amount, "price_currency": currency})
+    };
+    let dollars = app.business(priced(4000, "usd")).await;
+    let yen = app.business(priced(4500, "jpy")).await;
+    let free = app
+        .business(json!({"name": "Acme free", "timezone": "America/New_York", "hosts": [alice],
+            "working_hours": hours("09:00", "12:00")}))
+        .await;
+    for (business, slug, shown) in [
+        (&euros, "euros", Some("€25.00")),
+        (&dollars, "dollars", Some("$40.00")),
+        (&yen, "yen", Some("¥4,500")),
+        (&free, "free", None),
+    ] {
+        link(&app, json!({"business_id": business, "duration_minutes": 30, "title": "Intro call", "slug": slug})).await;
+        let mut visitor = Visitor::new(&app);
+        let week = visitor.get(&format!("/l/{slug}?tz=UTC")).await;
+        assert_eq!(week.status, 200, "{}", week.html);
+        let (href, _, _) = week.slot("2030-01-01T14:00:00Z").expect("9:00 New York");
+        let form = visitor.get(&href).await;
+        assert_eq!(form.status, 200, "{}", form.html);
+        let (week_html, form_html) = (unescape(&week.html), unescape(&form.html));
+        match shown {
+            Some(price) => {
+                assert!(week_html.contains(&format!(r#"<span id="price">{price}</span>"#)), "{slug}: {week_html}");
+                assert!(form_html.contains(&format!(r#"<strong id="price">{price}</strong>"#)), "{slug}: {form_html}");
+                assert!(form_html.contains(r#"<button id="book" type="submit">Continue to payment</button>"#));
+            }
+            None => {
+                assert!(!week_html.contains(r#"id="price""#) && !form_html.contains(r#"id="price""#), "{slug}");
+                assert!(form_html.contains(r#"<button id="book" type="submit">Book</button>"#));
+            }
+        }
+        // The price, and still nothing else of the business or the account.
+        for html in [&week_html, &form_html] {
+            for secret in
+                ["Acme", "alice@example.com", business.as_str(), "biz_", "usr_", "price_amount", "2500", "4000"]
+            {
+                assert!(!html.contains(secret), "{slug}: the page must not show {secret}");
+            }
+        }
+    }
 }
 
 #[tokio::test]

@@ -1,19 +1,28 @@
 //! Paid bookings against the Stripe emulator (which speaks Stripe's wire format and signs its
 //! webhooks as Stripe does): a Checkout Session per hold, confirmation by
-//! `checkout.session.completed` (once, whatever the duplicates), release by
-//! `checkout.session.expired` or the sweep, and refusal of forged or stale deliveries.
+//! `checkout.session.completed` (once, whatever the duplicates) and only then the emails (to a
+//! real SMTP server), release by `checkout.session.expired` (once, whatever the duplicates) or
+//! the sweep, and refusal of forged or stale deliveries, while a header carrying a wrong
+//! signature beside the right one (as during a secret's rotation) is accepted.
 
 use jiff::SignedDuration;
 use kairos::config::StripeConfig;
+use kairos_emulators::smtp::SmtpServer;
 use kairos_emulators::stripe::StripeEmulator;
 use kairos_store::{Clock, PageRequest, keys};
 use serde_json::{Value, json};
 
+use crate::emails::{emails_of, wait_for};
 use crate::support::*;
 
 const WEBHOOK_SECRET: &str = "whsec_kairos_test_endpoint_secret_0123456789";
 
 async fn paid_app() -> (TestApp, StripeEmulator) {
+    paid_app_with(|_| {}).await
+}
+
+/// A server taking payments through the emulator, with `configure` applied last.
+async fn paid_app_with(configure: impl FnOnce(&mut kairos::Config)) -> (TestApp, StripeEmulator) {
     let stripe = StripeEmulator::start().await.unwrap();
     let api_base = url::Url::parse(&stripe.base_url()).unwrap();
     let app = TestApp::start_with(|config| {
@@ -22,6 +31,7 @@ async fn paid_app() -> (TestApp, StripeEmulator) {
             webhook_secret: Some(WEBHOOK_SECRET.into()),
             api_base,
         });
+        configure(config);
     })
     .await;
     stripe.set_webhook(&format!("{}/v1/providers/stripe/webhook", app.base), WEBHOOK_SECRET);
@@ -92,6 +102,123 @@ async fn a_paid_booking_holds_its_slot_until_stripe_confirms_the_payment_once() 
     assert_eq!(confirmed[0]["data"]["booking"]["payment_currency"], "usd");
     app.clock.advance(SignedDuration::from_hours(1));
     assert_error(&app.post("/v1/bookings", booking_at(&biz, 10)).await, 409, "slot_unavailable", None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_emailed_while_a_booking_awaits_payment_and_paying_sends_the_confirmation() {
+    let Some(smtp) = SmtpServer::start() else { return };
+    let url = smtp.url();
+    let (app, stripe) = paid_app_with(|config| {
+        config.email.smtp_url = Some(url);
+        config.email.from = Some("Kairos Bookings <bookings@kairos.test>".into());
+    })
+    .await;
+    let biz = paid_business(&app).await;
+    let held = app.post("/v1/bookings", booking_at(&biz, 10)).await;
+    assert_eq!(held.body["status"], "pending_payment", "{}", held.body);
+    let id = held.body["id"].as_str().unwrap().to_string();
+    assert_eq!(app.get(&format!("/v1/bookings/{id}")).await.body["emails"], json!([]), "no email is queued");
+
+    // The email worker is running: a free booking made after the hold is emailed, and by then
+    // nothing of the hold has gone out.
+    app.user("bob@example.com", "UTC").await;
+    let free = app
+        .post(
+            "/v1/bookings",
+            json!({"participants": ["user:bob@example.com"], "start": "2030-01-02T12:00:00Z",
+                "end": "2030-01-02T12:30:00Z", "title": "Free sync"}),
+        )
+        .await;
+    assert_eq!(free.body["status"], "confirmed", "{}", free.body);
+    let free_id = free.body["id"].as_str().unwrap().to_string();
+    assert_eq!(wait_for(&smtp, 1).await[0].to, "bob@example.com");
+    eventually("the free booking's email recorded as sent", || async {
+        let b = app.get(&format!("/v1/bookings/{free_id}")).await.body;
+        emails_of(&b).iter().all(|(_, _, status, _)| status == "sent")
+    })
+    .await;
+    assert_eq!(smtp.messages().len(), 1, "nothing sent for the unpaid booking");
+    assert_eq!(app.get(&format!("/v1/bookings/{id}")).await.body["emails"], json!([]));
+
+    // Paid: the customer (and the host) get the confirmation with its invitation.
+    assert_eq!(stripe.complete(&session_of(&stripe, &id)).await.unwrap(), 200);
+    let received = wait_for(&smtp, 3).await;
+    let jane: Vec<_> = received.iter().filter(|r| r.to == "jane@example.com").collect();
+    assert_eq!(jane.len(), 1, "one confirmation for the customer");
+    assert!(received.iter().any(|r| r.to == "alice@example.com"), "and one for the host");
+    let jane = jane[0];
+    assert_eq!((jane.method.as_str(), jane.prop("METHOD")), ("REQUEST", "REQUEST"), "{}", jane.raw_ics);
+    assert_eq!((jane.prop("UID"), jane.prop("STATUS")), (format!("{id}@kairos").as_str(), "CONFIRMED"));
+    assert_eq!((jane.prop("DTSTART"), jane.prop("DTEND")), ("20300102T100000Z", "20300102T103000Z"));
+    eventually("the confirmations recorded as sent", || async {
+        let b = app.get(&format!("/v1/bookings/{id}")).await.body;
+        let emails = emails_of(&b);
+        emails.len() == 2 && emails.iter().all(|(_, kind, status, _)| kind == "confirmation" && status == "sent")
+    })
+    .await;
+    assert_eq!(smtp.messages().len(), 3);
+}
+
+/// The `t` and the right `v1` of a `Stripe-Signature` for `payload`, signed now.
+fn signed_now(stripe: &StripeEmulator, payload: &str) -> (String, String) {
+    let header = stripe.signature_header(payload, Clock::system().now()).unwrap();
+    let part = |prefix: &str| header.split(',').find_map(|p| p.strip_prefix(prefix)).unwrap().to_string();
+    (part("t="), part("v1="))
+}
+
+#[tokio::test]
+async fn a_delivery_signed_with_a_wrong_and_a_right_v1_is_accepted_once() {
+    let (app, stripe) = paid_app().await;
+    let biz = paid_business(&app).await;
+    let held = app.post("/v1/bookings", booking_at(&biz, 10)).await;
+    let id = held.body["id"].as_str().unwrap().to_string();
+    let session = session_of(&stripe, &id);
+    let event = json!({"id": "evt_rotated", "object": "event", "type": "checkout.session.completed", "created": 1,
+        "livemode": false, "data": {"object": {"id": session, "object": "checkout.session", "status": "complete",
+        "payment_status": "paid", "amount_total": 5000, "currency": "usd", "metadata": {"booking_id": id},
+        "expires_at": 1}}});
+    let payload = event.to_string();
+    let (t, right) = signed_now(&stripe, &payload);
+    let (wrong, other, v0) = ("ab".repeat(32), "ef".repeat(32), "cd".repeat(32));
+    // While an endpoint's secret is rolled, Stripe signs with both: one v1 is wrong for us
+    // (and test mode adds a v0, which means nothing).
+    let rotating = format!("t={t},v1={wrong},v1={right},v0={v0}");
+    assert_eq!(stripe.send_with_signature(&payload, &rotating).await.unwrap(), 200);
+    let paid = app.get(&format!("/v1/bookings/{id}")).await;
+    assert_eq!(paid.body["status"], "confirmed", "{}", paid.body);
+    // Two wrong ones are refused; the right one first is accepted too, and changes nothing.
+    assert_eq!(stripe.send_with_signature(&payload, &format!("t={t},v1={wrong},v1={other}")).await.unwrap(), 400);
+    assert_eq!(stripe.send_with_signature(&payload, &format!("t={t},v1={right},v1={wrong}")).await.unwrap(), 200);
+    assert_eq!(events_of(&app, "booking.confirmed").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_duplicate_checkout_expired_delivery_is_harmless() {
+    let (app, stripe) = paid_app().await;
+    let biz = paid_business(&app).await;
+    let first = app.post("/v1/bookings", booking_at(&biz, 10)).await;
+    let first_id = first.body["id"].as_str().unwrap().to_string();
+    assert_eq!(stripe.expire(&session_of(&stripe, &first_id)).await.unwrap(), 200);
+    let expired = app.get(&format!("/v1/bookings/{first_id}")).await.body;
+    assert_eq!(stripe.resend_last().await.unwrap(), 200, "a duplicate is acknowledged");
+    let deliveries = stripe.deliveries();
+    assert_eq!(deliveries.len(), 2);
+    assert_eq!(deliveries[0].event_id, deliveries[1].event_id, "the same event, delivered twice");
+    assert_eq!(deliveries[1].event_type, "checkout.session.expired");
+    assert_eq!(app.get(&format!("/v1/bookings/{first_id}")).await.body, expired, "nothing changed");
+    assert_eq!(expired["cancellation_reason"], "checkout_expired");
+    assert_eq!(events_of(&app, "booking.cancelled").await.len(), 1, "one cancellation, one event");
+
+    // Nor does a late copy touch the next hold of the same time.
+    let expired_event = stripe.last_event().unwrap();
+    let second = app.post("/v1/bookings", booking_at(&biz, 10)).await;
+    assert_eq!(second.status, 201, "{}", second.body);
+    let payload = StripeEmulator::payload(&expired_event);
+    let signature = stripe.signature_header(&payload, Clock::system().now()).unwrap();
+    assert_eq!(stripe.send_with_signature(&payload, &signature).await.unwrap(), 200);
+    let second = app.get(&format!("/v1/bookings/{}", second.body["id"].as_str().unwrap())).await.body;
+    assert_eq!(second["status"], "pending_payment");
+    assert_eq!(events_of(&app, "booking.cancelled").await.len(), 1);
 }
 
 #[tokio::test]

@@ -773,6 +773,8 @@ async fn booking_create_in_the_business_shape_rejects_each_bad_field_by_name_and
             b(json!({"start_time": "2030-01-01T07:59:00Z", "end_time": "2030-01-01T08:29:00Z"})).invalid("start_time"),
             b(json!({"end_time": "2030-01-04T10:00:01Z"})).invalid("end_time").hint("24 hours"),
             b(json!({"mode": "sometimes"})).invalid("mode"),
+            b(json!({"customer_timezone": "Mars/Olympus_Mons"})).invalid("customer_timezone").hint("IANA"),
+            b(json!({"customer_timezone": 5})).invalid("customer_timezone"),
             b(json!({"metadata": {"k": 5}})).invalid("metadata.k"),
             b(json!({"metadata": {"k": long(501)}})).invalid("metadata.k"),
             b(json!({"metadata": {long(41): "v"}})).invalid(leak(format!("metadata.{}", long(41)))).hint("40"),
