@@ -191,8 +191,8 @@ fn public_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(push::google))
         .routes(routes!(push::microsoft))
         .routes(routes!(payments::stripe_webhook))
-        .routes(routes!(payments::done))
-        .routes(routes!(payments::cancelled))
+        .routes(routes!(routes::pages::payment::done))
+        .routes(routes!(routes::pages::payment::cancelled, routes::pages::payment::release))
 }
 
 /// The public booking pages (HTML, no key; see `routes::pages`), each client rate-limited.

@@ -222,8 +222,8 @@ fn too_many(wait: Duration) -> Response {
     response
 }
 
-/// Where Stripe sends a customer back (`/pay/done`, `/pay/cancelled`): public pages, limited
-/// like the booking pages' reading (they are static, so the limit is only against floods).
+/// Where Stripe sends a customer back (`/pay/done`, `/pay/cancelled`, and the form that
+/// releases an unpaid hold): public pages, limited like the booking pages.
 const PAYMENT_PAGES: &str = "/pay/";
 
 /// Middleware over the whole application: [`rate_limit`] for the payment return pages, and

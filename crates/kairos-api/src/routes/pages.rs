@@ -1,7 +1,8 @@
 //! The public pages of a booking link, for visitors without a key: `GET /l/{slug}` (a week of
 //! open times in the visitor's zone), `GET /l/{slug}/book` (the form for a name and email),
 //! `POST /l/{slug}/book` (the booking, or Stripe Checkout for a priced business) and
-//! `GET /l/{slug}/booked/{id}` (the confirmation, behind a signature).
+//! `GET /l/{slug}/booked/{id}` (the confirmation, behind a signature); `payment` is where
+//! Stripe sends the visitor back (`/pay/done`, `/pay/cancelled`).
 //!
 //! Slots come from the same search as `GET /v1/availability/slots` and bookings from the same
 //! `Store::create_booking` as `POST /v1/bookings`, so a page never offers or takes a time the
@@ -11,6 +12,7 @@
 //! live in [`crate::public`]; the templates in `templates/pages/`.
 
 mod form;
+pub mod payment;
 mod price;
 pub mod respond;
 mod view;
@@ -187,7 +189,9 @@ async fn next_step(
 ) -> Response {
     let booking = match (&state.payments, booking.status) {
         (Some(payments), BookingStatus::PendingPayment) => {
-            match super::payments::open_checkout(state, payments, t, booking, business_name).await {
+            match super::payments::open_checkout_from(state, payments, t, booking, business_name, Some(&link.slug))
+                .await
+            {
                 Ok(held) => held,
                 // The hold was released; the visitor may try again.
                 Err(_) => {

@@ -4,11 +4,14 @@
 //!
 //! Duplicates are harmless: the store applies a payment to a booking's current state, so a
 //! second `checkout.session.completed` finds the booking confirmed and changes nothing.
+//!
+//! The pages Stripe sends the customer back to (`/pay/done`, `/pay/cancelled`) are
+//! `routes::pages::payment`; their addresses, made here, carry a sealed token naming the booking.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use jiff::SignedDuration;
 use kairos_core::Booking;
 use kairos_providers::stripe::{self, CheckoutRequest, StripeClient, StripeEvent};
@@ -39,6 +42,19 @@ pub(crate) async fn open_checkout(
     booking: Booking,
     business_name: Option<&str>,
 ) -> Result<Booking, ApiError> {
+    open_checkout_from(state, payments, t, booking, business_name, None).await
+}
+
+/// As [`open_checkout`], for a booking made on the page of the booking link `link` (its
+/// slug), which the return pages then offer for picking another time.
+pub(crate) async fn open_checkout_from(
+    state: &AppState,
+    payments: &Payments,
+    t: &Tenant,
+    booking: Booking,
+    business_name: Option<&str>,
+    link: Option<&str>,
+) -> Result<Booking, ApiError> {
     let (Some(amount), Some(currency)) = (booking.payment_amount, booking.payment_currency.clone()) else {
         return Ok(booking);
     };
@@ -46,7 +62,7 @@ pub(crate) async fn open_checkout(
     // payment that lands after our hold lapses is still applied if the time is free.
     let expires_at =
         Clock::system().now().saturating_add(STRIPE_MIN_EXPIRY + SignedDuration::from_mins(1)).unwrap_or_default();
-    let public = state.public_url.as_str().trim_end_matches('/');
+    let (success_url, cancel_url) = super::pages::payment::return_urls(state, t, &booking.id, link);
     let request = CheckoutRequest {
         booking_id: booking.id.clone(),
         amount,
@@ -55,8 +71,8 @@ pub(crate) async fn open_checkout(
             Some(name) if name != booking.title => format!("{} — {name}", booking.title),
             _ => booking.title.clone(),
         },
-        success_url: format!("{public}/pay/done?session_id={{CHECKOUT_SESSION_ID}}"),
-        cancel_url: format!("{public}/pay/cancelled"),
+        success_url,
+        cancel_url,
         customer_email: booking.customer_email.clone(),
         expires_at,
         idempotency_key: format!("kairos-checkout-{}", booking.id),
@@ -184,31 +200,3 @@ async fn handle(state: &AppState, event: &StripeEvent) -> Result<(), kairos_stor
     }
     Ok(())
 }
-
-/// Where Stripe sends the customer after paying. The booking is confirmed by the webhook,
-/// not by this visit (which anyone could make), so the page only says what happens next.
-#[utoipa::path(get, path = "/pay/done", tag = super::BOOKINGS, security(()), responses((status = 200, description = "HTML")))]
-pub async fn done() -> Html<&'static str> {
-    Html(PAID)
-}
-
-/// Where Stripe sends the customer who leaves checkout.
-#[utoipa::path(get, path = "/pay/cancelled", tag = super::BOOKINGS, security(()), responses((status = 200, description = "HTML")))]
-pub async fn cancelled() -> Html<&'static str> {
-    Html(NOT_PAID)
-}
-
-// Small self-contained pages (no external assets); the booking pages will share their look.
-const PAID: &str = concat!(
-    "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">",
-    "<title>Payment received</title></head><body style=\"font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#1a1a1a\">",
-    "<h1>Payment received</h1><p>Thank you. Your booking is confirmed as soon as Stripe tells us the payment went through; ",
-    "a confirmation email with a calendar invitation follows.</p></body></html>"
-);
-
-const NOT_PAID: &str = concat!(
-    "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">",
-    "<title>Payment not completed</title></head><body style=\"font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#1a1a1a\">",
-    "<h1>Payment not completed</h1><p>No payment was taken. The time stays reserved for you for 30 minutes after you booked; ",
-    "after that it is released.</p></body></html>"
-);

@@ -13,25 +13,25 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 /// A visitor's browser, one step at a time: no redirects followed, cookies carried by hand.
-struct Visitor {
+pub(crate) struct Visitor {
     client: reqwest::Client,
     base: String,
     cookie: Option<String>,
 }
 
 /// A page as received.
-struct Page {
-    status: StatusCode,
-    html: String,
-    headers: reqwest::header::HeaderMap,
+pub(crate) struct Page {
+    pub status: StatusCode,
+    pub html: String,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Visitor {
-    fn new(app: &TestApp) -> Self {
+    pub fn new(app: &TestApp) -> Self {
         Self { client: no_redirects(), base: app.base.clone(), cookie: None }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub async fn get(&mut self, path: &str) -> Page {
         let mut req = self.client.get(format!("{}{path}", self.base));
         if let Some(cookie) = &self.cookie {
             req = req.header("cookie", cookie);
@@ -43,7 +43,7 @@ impl Visitor {
         page
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
         let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
         let mut req = self
             .client
@@ -63,7 +63,7 @@ impl Visitor {
 }
 
 impl Page {
-    fn location(&self) -> String {
+    pub fn location(&self) -> String {
         self.headers.get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
     }
 
@@ -91,13 +91,13 @@ impl Page {
     }
 
     /// The value of the hidden input `name`.
-    fn hidden(&self, name: &str) -> String {
+    pub fn hidden(&self, name: &str) -> String {
         let at = self.html.split_once(&format!(r#"name="{name}" value=""#)).unwrap().1;
         unescape(at.split_once('"').unwrap().0)
     }
 }
 
-fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     s.replace("&#x2f;", "/")
         .replace("&quot;", "\"")
         .replace("&#x27;", "'")
@@ -564,8 +564,9 @@ async fn a_priced_link_shows_its_price_and_asks_to_continue_to_payment() {
     }
 }
 
-#[tokio::test]
-async fn a_priced_link_sends_the_visitor_to_stripe_checkout() {
+/// A server taking payments through the Stripe emulator, with a 30-minute link to a business
+/// charging €50.00.
+async fn priced_link_app() -> (TestApp, StripeEmulator) {
     const WEBHOOK_SECRET: &str = "whsec_kairos_test_endpoint_secret_0123456789";
     let stripe = StripeEmulator::start().await.unwrap();
     let api_base = url::Url::parse(&stripe.base_url()).unwrap();
@@ -580,6 +581,12 @@ async fn a_priced_link_sends_the_visitor_to_stripe_checkout() {
     let (_, business) = host_and_business(&app, json!({"price_amount": 5000, "price_currency": "EUR"})).await;
     link(&app, json!({"business_id": business, "duration_minutes": 30, "title": "Intro call", "slug": "intro-call"}))
         .await;
+    (app, stripe)
+}
+
+#[tokio::test]
+async fn a_priced_link_sends_the_visitor_to_stripe_checkout() {
+    let (app, stripe) = priced_link_app().await;
     let mut visitor = Visitor::new(&app);
     let form = open_form(&mut visitor, "2030-01-01T14:00:00Z").await;
     let fields = details(&form, &form.hidden("csrf"), "Jane Doe", "jane@example.com");
@@ -592,6 +599,42 @@ async fn a_priced_link_sends_the_visitor_to_stripe_checkout() {
     let create = stripe.requests().into_iter().find(|r| r.path == "/v1/checkout/sessions").unwrap();
     assert_eq!(create.param("metadata[booking_id]"), b["id"].as_str());
     assert_eq!(create.param("customer_email"), Some("jane@example.com"));
+}
+
+#[tokio::test]
+async fn a_visitor_back_from_checkout_can_release_the_time_and_pick_another_on_the_link() {
+    let (app, stripe) = priced_link_app().await;
+    let mut visitor = Visitor::new(&app);
+    let form = open_form(&mut visitor, "2030-01-01T14:00:00Z").await;
+    let fields = details(&form, &form.hidden("csrf"), "Jane Doe", "jane@example.com");
+    let to_stripe = visitor.post("/l/intro-call/book", &pairs(&fields)).await;
+    assert_eq!(to_stripe.status, 303, "{}", to_stripe.html);
+    let create = stripe.requests().into_iter().find(|r| r.path == "/v1/checkout/sessions").unwrap();
+    let cancel_url = create.param("cancel_url").unwrap();
+    assert!(!cancel_url.contains("intro-call"), "the link is sealed in the token: {cancel_url}");
+
+    // "Back" on Stripe's page: the time is held, in Berlin time as the visitor saw it.
+    let back = cancel_url.strip_prefix(&app.base).unwrap().to_string();
+    let page = visitor.get(&back).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    let html = unescape(&page.html);
+    assert!(html.contains(&format!(r#"href="{}">Return to payment"#, to_stripe.location())), "{html}");
+    assert!(html.contains("Intro call") && html.contains("with Alice Host") && html.contains("€50.00"));
+    assert!(html.contains("Tuesday, January 1, 2030, 3:00 – 3:30 PM CET"), "{html}");
+    assert!(!html.contains("Pick another time"), "not while the time is held");
+
+    let released = visitor.post("/pay/cancelled", &[("t", &page.hidden("t")), ("csrf", &page.hidden("csrf"))]).await;
+    assert_eq!(released.status, 303, "{}", released.html);
+    let page = visitor.get(&released.location()).await;
+    let html = unescape(&page.html);
+    assert!(html.contains("The time was released"), "{html}");
+    assert!(
+        html.contains(r#"<a class="button" id="rebook" href="/l/intro-call?tz=Europe/Berlin">Pick another time</a>"#)
+    );
+    // The link offers the time again.
+    let week = visitor.get("/l/intro-call?tz=Europe/Berlin").await;
+    assert!(week.slot("2030-01-01T14:00:00Z").is_some(), "the released time is open again");
+    assert_eq!(bookings(&app).await[0]["status"], "cancelled");
 }
 
 #[tokio::test]

@@ -3,7 +3,9 @@
 //! `checkout.session.completed` (once, whatever the duplicates) and only then the emails (to a
 //! real SMTP server), release by `checkout.session.expired` (once, whatever the duplicates) or
 //! the sweep, and refusal of forged or stale deliveries, while a header carrying a wrong
-//! signature beside the right one (as during a secret's rotation) is accepted.
+//! signature beside the right one (as during a secret's rotation) is accepted. Then the pages
+//! Stripe sends the customer back to: addresses with a sealed token, the way back to payment,
+//! releasing the held time (CSRF-checked, once), and what the pages say as the booking changes.
 
 use jiff::SignedDuration;
 use kairos::config::StripeConfig;
@@ -13,6 +15,7 @@ use kairos_store::{Clock, PageRequest, keys};
 use serde_json::{Value, json};
 
 use crate::emails::{emails_of, wait_for};
+use crate::pages::{Visitor, unescape};
 use crate::support::*;
 
 const WEBHOOK_SECRET: &str = "whsec_kairos_test_endpoint_secret_0123456789";
@@ -84,7 +87,7 @@ async fn a_paid_booking_holds_its_slot_until_stripe_confirms_the_payment_once() 
     assert_eq!(create.param("line_items[0][quantity]"), Some("1"));
     assert_eq!(create.param("metadata[booking_id]"), Some(id));
     assert_eq!(create.param("customer_email"), Some("jane@example.com"));
-    assert!(create.param("success_url").unwrap().contains("{CHECKOUT_SESSION_ID}"));
+    assert!(create.param("success_url").unwrap().contains("/pay/done?t="));
 
     assert_error(&app.post("/v1/bookings", booking_at(&biz, 10)).await, 409, "slot_unavailable", None);
 
@@ -305,4 +308,199 @@ async fn without_stripe_a_priced_business_cannot_be_booked_and_nothing_is_writte
     assert_eq!(app.get("/v1/bookings").await.body["data"], json!([]));
     let webhook = app.client.post(format!("{}/v1/providers/stripe/webhook", app.base)).body("{}").send().await.unwrap();
     assert_eq!(webhook.status(), 404, "no endpoint without a webhook secret");
+}
+
+/// The addresses the server gave Stripe for a booking's checkout: (success, cancel).
+fn return_urls(stripe: &StripeEmulator, booking_id: &str) -> (String, String) {
+    let create = stripe
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v1/checkout/sessions" && r.param("metadata[booking_id]") == Some(booking_id))
+        .expect("a Checkout Session request for the booking");
+    (create.param("success_url").unwrap().to_string(), create.param("cancel_url").unwrap().to_string())
+}
+
+/// An address of this server as a path (what a browser coming back from Stripe asks for).
+fn path_of(app: &TestApp, url: &str) -> String {
+    url.strip_prefix(&app.base).unwrap_or_else(|| panic!("not an address of this server: {url}")).to_string()
+}
+
+/// A hold for Jane (who sees times in New York) at 10:00 UTC: its id, checkout URL and return
+/// addresses (as paths).
+async fn held_booking(app: &TestApp, stripe: &StripeEmulator, biz: &str) -> (String, String, String, String) {
+    let mut body = booking_at(biz, 10);
+    body["customer_timezone"] = json!("America/New_York");
+    let held = app.post("/v1/bookings", body).await;
+    assert_eq!(held.body["status"], "pending_payment", "{}", held.body);
+    let id = held.body["id"].as_str().unwrap().to_string();
+    let checkout = held.body["checkout_url"].as_str().unwrap().to_string();
+    let (done, cancelled) = return_urls(stripe, &id);
+    (id, checkout, path_of(app, &done), path_of(app, &cancelled))
+}
+
+async fn status_of(app: &TestApp, id: &str) -> (String, Option<String>) {
+    let b = app.get(&format!("/v1/bookings/{id}")).await.body;
+    (b["status"].as_str().unwrap().to_string(), b["cancellation_reason"].as_str().map(str::to_string))
+}
+
+/// The POSTs the server sent Stripe to expire a session.
+fn expiries(stripe: &StripeEmulator) -> usize {
+    stripe.requests().iter().filter(|r| r.path.ends_with("/expire")).count()
+}
+
+#[tokio::test]
+async fn the_return_addresses_carry_a_sealed_token_and_no_id_in_clear() {
+    let (app, stripe) = paid_app().await;
+    let biz = paid_business(&app).await;
+    let held = app.post("/v1/bookings", booking_at(&biz, 10)).await;
+    let id = held.body["id"].as_str().unwrap();
+    let (done, cancelled) = return_urls(&stripe, id);
+    let account = app.store.tenant_for_key(&keys::hash(&app.key)).await.unwrap().unwrap().account_id;
+    let session = session_of(&stripe, id);
+    let token = |url: &str, page: &str| {
+        let prefix = format!("{}/pay/{page}?t=", app.base);
+        url.strip_prefix(&prefix).unwrap_or_else(|| panic!("{url}")).to_string()
+    };
+    let (paid, left) = (token(&done, "done"), token(&cancelled, "cancelled"));
+    for (url, token) in [(&done, &paid), (&cancelled, &left)] {
+        assert!(token.len() >= 60 && !token.contains('&'), "one opaque token: {url}");
+        for clear in [id, account.as_str(), biz.as_str(), session.as_str(), "CHECKOUT_SESSION_ID"] {
+            assert!(!url.contains(clear), "{url} shows {clear}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn leaving_checkout_shows_until_when_the_time_is_held_and_the_way_back_to_payment() {
+    let (app, stripe) = paid_app().await;
+    let biz = paid_business(&app).await;
+    let (id, checkout, _, cancelled) = held_booking(&app, &stripe, &biz).await;
+    let mut visitor = Visitor::new(&app);
+    let page = visitor.get(&cancelled).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    let html = unescape(&page.html);
+    assert!(html.contains("<h1 id=\"heading\">Payment not completed</h1>"), "{html}");
+    assert!(
+        html.contains(&format!(r#"<a class="button" id="return-to-payment" href="{checkout}">Return to payment</a>"#))
+    );
+    // In Jane's zone: 10:00 UTC is 5:00 AM in New York, and the hold made at 08:00 UTC lasts
+    // until 08:30 UTC.
+    assert!(html.contains("Wednesday, January 2, 2030, 5:00 – 5:30 AM EST"), "{html}");
+    assert!(html.contains("until <strong>Tuesday, January 1 at 3:30 AM EST</strong>"), "{html}");
+    assert!(html.contains("$50.00"));
+    assert!(html.contains(r#"<form method="post" action="/pay/cancelled">"#) && html.contains("Release this time"));
+    assert!(!page.hidden("csrf").is_empty() && page.hidden("t") == cancelled.split_once("t=").unwrap().1);
+    let cookie = page.headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("kairos_csrf=") && cookie.contains("Path=/pay/"), "{cookie}");
+    assert_eq!(page.headers["cache-control"], "no-store");
+    let account = app.store.tenant_for_key(&keys::hash(&app.key)).await.unwrap().unwrap().account_id;
+    assert!(html.contains("<strong>Paid consult with Jane Doe</strong>"), "the booking's title");
+    for secret in [id.as_str(), &account, &biz, "jane@example.com", "alice@example.com"] {
+        assert!(!html.contains(secret), "the page shows {secret}");
+    }
+    assert!(!html.contains("/l/"), "a booking made through the API has no booking page to go back to");
+    assert_eq!(status_of(&app, &id).await.0, "pending_payment", "looking changes nothing");
+}
+
+#[tokio::test]
+async fn releasing_a_held_time_frees_the_slot_and_expires_the_checkout_once() {
+    let (app, stripe) = paid_app().await;
+    let biz = paid_business(&app).await;
+    let (id, _, _, cancelled) = held_booking(&app, &stripe, &biz).await;
+    let session = session_of(&stripe, &id);
+    let mut visitor = Visitor::new(&app);
+    let page = visitor.get(&cancelled).await;
+    let form = [("t", page.hidden("t")), ("csrf", page.hidden("csrf"))];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let released = visitor.post("/pay/cancelled", &form).await;
+    assert_eq!(released.status, 303, "{}", released.html);
+    assert_eq!(released.location(), cancelled, "back to the page");
+    assert_eq!(status_of(&app, &id).await, ("cancelled".into(), Some("payment_not_completed".into())));
+    assert_eq!(stripe.session(&session).unwrap()["status"], "expired", "nobody can pay for it any more");
+    let page = visitor.get(&cancelled).await;
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains("The time was released") && !page.html.contains("Return to payment"), "{}", page.html);
+
+    // The time is free again at once: another customer books it.
+    let next = app.post("/v1/bookings", booking_at(&biz, 10)).await;
+    assert_eq!(next.status, 201, "{}", next.body);
+    let next_id = next.body["id"].as_str().unwrap().to_string();
+
+    // Pressing the button again (a second tab, a reload) changes nothing.
+    let again = visitor.post("/pay/cancelled", &form).await;
+    assert_eq!((again.status.as_u16(), again.location()), (303, cancelled.clone()));
+    assert_eq!(expiries(&stripe), 1, "the checkout is expired once");
+    assert_eq!(status_of(&app, &next_id).await.0, "pending_payment", "the next hold is untouched");
+    eventually("Stripe's checkout.session.expired handled", || async {
+        stripe.deliveries().iter().any(|d| d.event_type == "checkout.session.expired")
+    })
+    .await;
+    assert_eq!(events_of(&app, "booking.cancelled").await.len(), 1, "one cancellation, one event");
+    assert_eq!(status_of(&app, &id).await.1.as_deref(), Some("payment_not_completed"));
+}
+
+#[tokio::test]
+async fn releasing_without_the_csrf_cookie_or_with_a_forged_token_changes_nothing() {
+    let (app, stripe) = paid_app().await;
+    let biz = paid_business(&app).await;
+    let (id, _, done, cancelled) = held_booking(&app, &stripe, &biz).await;
+    let mut visitor = Visitor::new(&app);
+    let page = visitor.get(&cancelled).await;
+    let (token, csrf) = (page.hidden("t"), page.hidden("csrf"));
+
+    // Another site's form: the right token, but without the page's cookie.
+    let stranger = Visitor::new(&app);
+    let refused = stranger.post("/pay/cancelled", &[("t", &token), ("csrf", &csrf)]).await;
+    assert_eq!(refused.status, 403, "{}", refused.html);
+    assert!(refused.html.contains("This form has expired"));
+    // The cookie but another form token.
+    let other = "0123456789abcdef0123456789abcdef";
+    assert_eq!(visitor.post("/pay/cancelled", &[("t", &token), ("csrf", other)]).await.status, 403);
+
+    // Forged and tampered tokens are no booking's, on every page.
+    let mut tampered = token.clone().into_bytes();
+    let at = tampered.len() - 5;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let forged = format!("k1.00000000.{}", "A".repeat(120));
+    for bad in [tampered.as_str(), forged.as_str(), "bkg_0000"] {
+        for path in ["done", "cancelled"] {
+            let page = visitor.get(&format!("/pay/{path}?t={bad}")).await;
+            assert_eq!(page.status, 404, "{path} {bad}");
+            assert!(page.html.contains("Page not found") && page.html.contains("<main id=\"main\">"));
+        }
+        assert_eq!(visitor.post("/pay/cancelled", &[("t", bad), ("csrf", &csrf)]).await.status, 404);
+    }
+
+    assert_eq!(status_of(&app, &id).await, ("pending_payment".into(), None), "nothing changed");
+    assert_eq!(expiries(&stripe), 0);
+    assert_eq!(events_of(&app, "booking.cancelled").await.len(), 0);
+    assert_error(&app.post("/v1/bookings", booking_at(&biz, 10)).await, 409, "slot_unavailable", None);
+    assert_eq!(visitor.get(&done).await.status, 200, "the real token still opens");
+}
+
+#[tokio::test]
+async fn the_done_page_says_confirming_until_stripe_confirms_and_then_payment_received() {
+    let (app, stripe) = paid_app().await;
+    let biz = paid_business(&app).await;
+    let (id, _, done, cancelled) = held_booking(&app, &stripe, &biz).await;
+    let mut visitor = Visitor::new(&app);
+    let page = visitor.get(&done).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains("We are confirming your payment"), "{}", page.html);
+    assert!(unescape(&page.html).contains(&format!(r#"href="{done}">Check again"#)));
+    assert_eq!(page.headers["cache-control"], "no-store");
+    assert_eq!(status_of(&app, &id).await.0, "pending_payment", "visiting the page never confirms");
+
+    assert_eq!(stripe.complete(&session_of(&stripe, &id)).await.unwrap(), 200);
+    let page = visitor.get(&done).await;
+    assert!(page.html.contains("Payment received"), "{}", page.html);
+    assert!(page.html.contains("Wednesday, January 2, 2030, 5:00 – 5:30 AM EST"), "in Jane's zone");
+    assert!(!page.html.contains("We are confirming"));
+    // Back on the cancelled page (an old tab): paid, so nothing to return to or release.
+    let page = visitor.get(&cancelled).await;
+    assert!(page.html.contains("Payment received"), "{}", page.html);
+    assert!(!page.html.contains("Return to payment") && !page.html.contains("Release this time"));
+    assert!(!page.headers.contains_key("set-cookie"));
 }

@@ -15,13 +15,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// The templates, by name.
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 7] = [
     ("layout.html", include_str!("../../../templates/pages/layout.html")),
     ("link.html", include_str!("../../../templates/pages/link.html")),
     ("book.html", include_str!("../../../templates/pages/book.html")),
     ("booked.html", include_str!("../../../templates/pages/booked.html")),
     ("message.html", include_str!("../../../templates/pages/message.html")),
     ("respond.html", include_str!("../../../templates/pages/respond.html")),
+    ("payment.html", include_str!("../../../templates/pages/payment.html")),
 ];
 
 /// On the week page, when its address names no zone: reload it with the browser's own
