@@ -441,6 +441,26 @@ async fn releasing_a_held_time_frees_the_slot_and_expires_the_checkout_once() {
 }
 
 #[tokio::test]
+async fn a_payment_made_after_the_page_was_opened_is_never_released() {
+    let (app, stripe) = paid_app().await;
+    let biz = paid_business(&app).await;
+    let (id, _, _, cancelled) = held_booking(&app, &stripe, &biz).await;
+    let mut visitor = Visitor::new(&app);
+    let page = visitor.get(&cancelled).await;
+    assert!(page.html.contains("Release this time"), "{}", page.html);
+    let form = [("t", page.hidden("t")), ("csrf", page.hidden("csrf"))];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // The customer pays in another tab, then presses the button on the page they left open.
+    assert_eq!(stripe.complete(&session_of(&stripe, &id)).await.unwrap(), 200);
+    eventually("the payment confirmed", || async { status_of(&app, &id).await.0 == "confirmed" }).await;
+    let pressed = visitor.post("/pay/cancelled", &form).await;
+    assert_eq!(pressed.status, 303, "{}", pressed.html);
+    assert_eq!(status_of(&app, &id).await, ("confirmed".into(), None), "a paid booking is kept");
+    assert_eq!(expiries(&stripe), 0);
+    assert!(visitor.get(&cancelled).await.html.contains("Payment received"));
+}
+
+#[tokio::test]
 async fn releasing_without_the_csrf_cookie_or_with_a_forged_token_changes_nothing() {
     let (app, stripe) = paid_app().await;
     let biz = paid_business(&app).await;

@@ -176,12 +176,12 @@ pub async fn release(State(state): State<AppState>, headers: HeaderMap, body: Bo
             Some((&page, "Back to the page")),
         );
     }
-    let (to, booking) = match find(&state, &form.t).await {
+    let (_, booking) = match find(&state, &form.t).await {
         Ok(found) => found,
         Err(response) => return response,
     };
     if booking.status == BookingStatus::PendingPayment
-        && let Err(response) = end_hold(&state, &to.tenant, &booking).await
+        && let Err(response) = end_hold(&state, &booking).await
     {
         return response;
     }
@@ -192,7 +192,7 @@ pub async fn release(State(state): State<AppState>, headers: HeaderMap, body: Bo
 
 /// Cancels `booking`'s hold with [`RELEASED`] and closes its Checkout Session at Stripe, so
 /// the customer cannot pay for time they gave up.
-async fn end_hold(state: &AppState, t: &Tenant, booking: &Booking) -> Result<(), Response> {
+async fn end_hold(state: &AppState, booking: &Booking) -> Result<(), Response> {
     let now = state.clock.now();
     let session = booking.checkout_url.as_deref().and_then(session_in);
     let ended = match &session {
@@ -212,17 +212,16 @@ async fn end_hold(state: &AppState, t: &Tenant, booking: &Booking) -> Result<(),
                 tracing::warn!(error = %e, booking = %booking.id, "expiring a released hold's Checkout Session");
             }
         }
-        _ => {
-            // The session id is not stored on the booking, and its checkout URL did not name
-            // it (Stripe does not promise the URL's shape). The booking is cancelled without
-            // expiring the session: Stripe expires it on its own within the hold's 30 minutes
-            // and sends `checkout.session.expired`, which finds the booking cancelled and
-            // changes nothing, and a payment made before then confirms the booking only if
-            // the time is still free (else it is logged for a refund). Unlike
-            // `end_payment_hold`, `cancel_booking` does not check that the booking is still
-            // unpaid; a payment confirmed between the read above and this write would be
-            // cancelled (the Store has no "cancel only while pending" by tenant and id).
-            state.store.cancel_booking(t, &booking.id, Some(RELEASED), now).await.map_err(view::internal)?;
+        // Paid (or ended) since the page was read: nothing to release, and a paid booking is
+        // never cancelled from here.
+        (None, Some(_)) => return Ok(()),
+        (_, None) => {
+            // The session id is not stored on the booking and its checkout URL did not name it
+            // (Stripe does not promise the URL's shape). Nothing is cancelled: only the store's
+            // check against the session keeps a payment confirmed meanwhile from being undone.
+            // The hold then ends on its own when it lapses (the page says when).
+            tracing::warn!(booking = %booking.id, "a hold could not be released: its Checkout Session is unknown");
+            return Ok(());
         }
     }
     tracing::info!(booking = %booking.id, "the customer released an unpaid hold");
