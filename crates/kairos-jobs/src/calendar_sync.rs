@@ -230,6 +230,10 @@ pub struct Syncer {
 /// [`Lease`]), so this bounds how long a node that died mid-sync keeps the connection from the
 /// others, not how long a sync may take.
 pub(crate) const SYNC_LEASE: SignedDuration = SignedDuration::from_mins(5);
+/// The longest a sync may run: the renewed lease would otherwise let a hung one keep its
+/// connection from every node for good. Generous: a first sync of a large account pages
+/// through thousands of events.
+const SYNC_LIMIT: Duration = Duration::from_secs(15 * 60);
 /// How long an on-demand sync waits for a sync already running elsewhere.
 const SYNC_WAIT: Duration = Duration::from_secs(30);
 /// Background syncs run at once per node, at most (each one a connection).
@@ -273,7 +277,7 @@ impl Syncer {
             tracing::debug!(connection = %conn.id, "another node is syncing this connection");
             return Ok(Synced { events: 0 });
         };
-        self.sync_now(t, conn).await
+        self.sync_bounded(t, conn).await
     }
 
     /// A background sync of a connection from a due list: under its lease (held throughout,
@@ -293,7 +297,19 @@ impl Syncer {
             return Ok(None);
         };
         // The connection as it is now: its validators may be newer than the list's.
-        self.sync_now(t, &current).await.map(Some)
+        self.sync_bounded(t, &current).await.map(Some)
+    }
+
+    /// [`Self::sync_now`], given up after [`SYNC_LIMIT`]: the lease is renewed while a sync
+    /// runs, so a sync that hangs would otherwise keep its connection from every node for good.
+    async fn sync_bounded(&self, t: &Tenant, conn: &CalendarConnection) -> Result<Synced, StoreError> {
+        match tokio::time::timeout(SYNC_LIMIT, self.sync_now(t, conn)).await {
+            Ok(synced) => synced,
+            Err(_) => Err(StoreError::Backend(format!(
+                "the sync took longer than {} minutes and was given up",
+                SYNC_LIMIT.as_secs() / 60
+            ))),
+        }
     }
 
     /// `conn` as stored now, if it is still due for a sync.
@@ -320,8 +336,12 @@ impl Syncer {
         })
     }
 
-    /// Records a failed sync of `conn`, due again after the interval.
+    /// Records a failed sync of `conn`, due again after the interval, unless it is no longer
+    /// due (another node synced it since this sync gave its lease back: that result stands).
     async fn postpone(&self, t: &Tenant, conn: &CalendarConnection, why: &str) -> Result<(), StoreError> {
+        if self.still_due(t, conn).await?.is_none() {
+            return Ok(());
+        }
         let now = self.feeds.clock.now();
         let every = SignedDuration::try_from(self.feeds.config.every).unwrap_or(SignedDuration::from_mins(15));
         let next_sync_at = now.saturating_add(every).unwrap_or(now);

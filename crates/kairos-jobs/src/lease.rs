@@ -92,6 +92,9 @@ impl Heartbeat {
 
     async fn run(self, mut stopped: oneshot::Receiver<()>) {
         let every = Self::period(self.ttl);
+        // When the lease last surely ran to: renewing after it lapsed could take back a lease
+        // another holder had taken and given back meanwhile, with nobody the wiser.
+        let mut held_until = self.clock.now().saturating_add(self.ttl).unwrap_or_else(|_| self.clock.now());
         loop {
             // The renewal itself is never cancelled half-way: the stop is looked at between
             // renewals only, so the release below always comes after the last one.
@@ -100,11 +103,16 @@ impl Heartbeat {
                 () = tokio::time::sleep(every) => {}
             }
             let now = self.clock.now();
+            if now >= held_until {
+                // Renewals failed for a whole lease: it lapsed, and may have changed hands.
+                self.held.store(false, Ordering::SeqCst);
+                tracing::warn!(lease = %self.key, "a lease lapsed while its renewals failed; its work may now overlap");
+                return;
+            }
             let until = now.saturating_add(self.ttl).unwrap_or(now);
-            // A lease's holder may extend it (the Store's contract); a lapsed one nobody took
-            // meanwhile is simply taken again.
+            // A lease's holder may extend it (the Store's contract).
             match self.store.try_lease(&self.key, &self.holder, until, now).await {
-                Ok(true) => {}
+                Ok(true) => held_until = until,
                 Ok(false) => {
                     self.held.store(false, Ordering::SeqCst);
                     tracing::warn!(lease = %self.key, "a lease lapsed and another holder took it; its work may now overlap");

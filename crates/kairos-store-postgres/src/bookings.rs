@@ -694,7 +694,17 @@ pub(crate) async fn complete_payment(
             let booking = if booking.status == BookingStatus::PendingPayment {
                 cancel_on(&mut tx, &t, booking, Some("payment_too_late"), now).await?
             } else {
-                booking
+                // A lapsed hold paid after its time was taken: say so (the customer was
+                // charged and is owed a refund), not that nothing was paid.
+                sqlx::query(
+                    "UPDATE bookings SET cancellation_reason = 'payment_too_late', updated_at = $1 WHERE id = $2",
+                )
+                .bind(ms(now))
+                .bind(&booking.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(error)?;
+                Booking { cancellation_reason: Some("payment_too_late".into()), updated_at: now, ..booking }
             };
             tx.commit().await.map_err(error)?;
             return Ok(Some((t, PaymentApplied::TooLate(booking))));

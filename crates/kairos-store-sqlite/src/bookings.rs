@@ -623,6 +623,13 @@ pub(crate) fn complete_payment(
             let (cancelled, keys) = cancel(c, &t, id, Some("payment_too_late"), now).map_err(store_error)?;
             return Ok((Some((t, PaymentApplied::TooLate(cancelled))), keys));
         }
+        // A lapsed hold paid after its time was taken: say so (the customer was charged and is
+        // owed a refund), not that nothing was paid.
+        c.prepare_cached("UPDATE bookings SET cancellation_reason = 'payment_too_late', updated_at = ?1 WHERE id = ?2")
+            .and_then(|mut s| s.execute(params![ms(now), booking.id]))
+            .map_err(error)?;
+        booking.cancellation_reason = Some("payment_too_late".into());
+        booking.updated_at = now;
         return Ok((Some((t, PaymentApplied::TooLate(booking))), Vec::new()));
     }
     c.prepare_cached(

@@ -157,8 +157,9 @@ pub async fn book(State(state): State<AppState>, Path(slug): Path<String>, heade
         interval: slot,
         customer_name: Some(visitor.name),
         customer_email: Some(visitor.email),
-        // The zone the visitor saw the times in: their emails show the same.
-        customer_timezone: Some(zone.name().to_string()),
+        // The zone the visitor chose (detected or picked) and saw the times in: their emails
+        // show the same. Without one, the default applies (not a guess stored as a choice).
+        customer_timezone: Zone::parse(&form.tz).ok().map(|_| zone.name().to_string()),
         title: Some(link.title.clone()),
         notes: visitor.notes,
         description: None,

@@ -304,6 +304,12 @@ pub async fn unpaid_holds_end_and_late_payments_take_free_time_only(store: S) {
     );
     let (_, too_late) = store.complete_payment(&taken.id, "cs_3", 5000, "usd", swept_at).await.unwrap().unwrap();
     assert!(matches!(too_late, PaymentApplied::TooLate(ref b) if b.status == BookingStatus::Cancelled), "{too_late:?}");
+    // Charged for a time that is gone: the booking says so (a refund is owed), in the answer
+    // and as stored.
+    let PaymentApplied::TooLate(answered) = too_late else { unreachable!() };
+    assert_eq!(answered.cancellation_reason.as_deref(), Some("payment_too_late"));
+    let stored = store.booking(&a, &taken.id).await.unwrap().unwrap();
+    assert_eq!(stored.cancellation_reason.as_deref(), Some("payment_too_late"));
     // A booking the customer cancelled stays cancelled whatever arrives.
     let (_, cancelled) = store.complete_payment(&expired.id, "cs_1", 5000, "usd", swept_at).await.unwrap().unwrap();
     assert!(matches!(cancelled, PaymentApplied::Cancelled(_)));

@@ -201,7 +201,11 @@ async fn end_hold(state: &AppState, booking: &Booking) -> Result<(), Response> {
         Some(id) => state.store.end_payment_hold(&booking.id, id, RELEASED, now).await.map_err(view::internal)?,
         None => None,
     };
-    match (ended, session) {
+    // `end_payment_hold` answers with the booking whatever it did: only one it cancelled now,
+    // with this page's reason, was released here.
+    let released = ended
+        .filter(|(_, b)| b.status == BookingStatus::Cancelled && b.cancellation_reason.as_deref() == Some(RELEASED));
+    match (released, session) {
         (Some(_), Some(id)) => {
             // After the booking is cancelled, as the hold sweep does: a payment racing this
             // finds a lapsed hold and confirms only if the time is still free. Best effort:
@@ -212,7 +216,7 @@ async fn end_hold(state: &AppState, booking: &Booking) -> Result<(), Response> {
                 tracing::warn!(error = %e, booking = %booking.id, "expiring a released hold's Checkout Session");
             }
         }
-        // Paid (or ended) since the page was read: nothing to release, and a paid booking is
+        // Paid (or ended) since the page was read: nothing was released, and a paid booking is
         // never cancelled from here.
         (None, Some(_)) => return Ok(()),
         (_, None) => {
@@ -275,6 +279,9 @@ fn standing(returned: Returned, booking: &Booking, now: Timestamp) -> Standing {
         BookingStatus::PendingPayment => Standing::Released,
         BookingStatus::Cancelled => match booking.cancellation_reason.as_deref() {
             Some(TOO_LATE) => Standing::TooLate,
+            // Stripe sends the customer to the success page only after they paid: a hold that
+            // ended meanwhile is being confirmed (if its time is still free) or marked too late.
+            Some(reason) if returned == Returned::Paid && HOLD_ENDED.contains(&reason) => Standing::Confirming,
             Some(reason) if HOLD_ENDED.contains(&reason) => Standing::Released,
             _ => Standing::Cancelled,
         },
@@ -485,5 +492,12 @@ mod tests {
         assert_eq!(cancelled(Some(TOO_LATE)), Standing::TooLate);
         assert_eq!(cancelled(Some("client asked")), Standing::Cancelled);
         assert_eq!(cancelled(None), Standing::Cancelled);
+        // Back from paying (Stripe's success page) after the hold ended: the payment is being
+        // applied, so never "nothing was booked".
+        let paid_after = |reason| standing(Returned::Paid, &booking(BookingStatus::Cancelled, None, reason), now);
+        assert_eq!(paid_after(Some(RELEASED)), Standing::Confirming);
+        assert_eq!(paid_after(Some("checkout_expired")), Standing::Confirming);
+        assert_eq!(paid_after(Some(TOO_LATE)), Standing::TooLate);
+        assert_eq!(paid_after(Some("client asked")), Standing::Cancelled);
     }
 }
