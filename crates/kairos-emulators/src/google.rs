@@ -92,6 +92,48 @@ impl GoogleEmulator {
         self.base_url.clone()
     }
 
+    /// An access token from the emulator's own endpoints, as an app gets one: consent (a
+    /// redirect carrying a code), then the code exchanged at the token endpoint.
+    pub async fn access_token_by_consent(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        let redirect = "http://127.0.0.1:9/cb";
+        let consent = client
+            .get(format!("{}/o/oauth2/v2/auth", self.base_url))
+            .query(&[
+                ("client_id", Self::CLIENT_ID),
+                ("redirect_uri", redirect),
+                ("response_type", "code"),
+                ("scope", "https://www.googleapis.com/auth/calendar"),
+                ("access_type", "offline"),
+            ])
+            .send()
+            .await?;
+        if consent.status().as_u16() != 302 {
+            return Err(format!("consent answered {}, not a redirect", consent.status()).into());
+        }
+        let location = consent.headers().get("location").ok_or("consent redirected nowhere")?.to_str()?;
+        let code = url::Url::parse(location)?
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .ok_or("the consent redirect carries no code")?
+            .1
+            .into_owned();
+        let tokens: Value = client
+            .post(format!("{}/token", self.base_url))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("client_id", Self::CLIENT_ID),
+                ("client_secret", Self::CLIENT_SECRET),
+            ])
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(tokens["access_token"].as_str().ok_or("the token endpoint gave no access_token")?.to_string())
+    }
+
     /// The account that consents; its primary calendar's id.
     pub fn account_email(&self) -> String {
         ACCOUNT.to_string()

@@ -18,46 +18,9 @@ use serde_json::{Value, json};
 
 const TEAM: &str = "team@group.calendar.google.com";
 
-/// An access token from the emulator's own endpoints (consent, then code exchange).
-async fn access_token(emu: &GoogleEmulator) -> String {
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let redirect = "http://127.0.0.1:9/cb";
-    let consent = client
-        .get(format!("{}/o/oauth2/v2/auth", emu.base_url()))
-        .query(&[
-            ("client_id", GoogleEmulator::CLIENT_ID),
-            ("redirect_uri", redirect),
-            ("response_type", "code"),
-            ("scope", "https://www.googleapis.com/auth/calendar"),
-            ("access_type", "offline"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(consent.status().as_u16(), 302);
-    let location = url::Url::parse(consent.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
-    let tokens: Value = client
-        .post(format!("{}/token", emu.base_url()))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("client_id", GoogleEmulator::CLIENT_ID),
-            ("client_secret", GoogleEmulator::CLIENT_SECRET),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    tokens["access_token"].as_str().unwrap().to_string()
-}
-
 async fn setup() -> (GoogleEmulator, Google, Credentials) {
     let emu = GoogleEmulator::start().await.unwrap();
-    let auth = Credentials::Bearer(access_token(&emu).await);
+    let auth = Credentials::Bearer(emu.access_token_by_consent().await.unwrap());
     let google = Google::new(reqwest::Client::new(), url::Url::parse(&emu.base_url()).unwrap());
     (emu, google, auth)
 }
@@ -178,7 +141,7 @@ async fn expired_or_revoked_access_is_unauthorized() {
     let (emu, google, auth) = setup().await;
     emu.expire_access_tokens();
     assert!(matches!(google.list_calendars(&auth).await, Err(ProviderError::Unauthorized(_))));
-    let fresh = Credentials::Bearer(access_token(&emu).await);
+    let fresh = Credentials::Bearer(emu.access_token_by_consent().await.unwrap());
     assert!(google.list_calendars(&fresh).await.is_ok());
     emu.revoke_all_grants();
     assert!(matches!(google.list_calendars(&fresh).await, Err(ProviderError::Unauthorized(_))));

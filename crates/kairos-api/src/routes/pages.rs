@@ -159,7 +159,7 @@ pub async fn book(State(state): State<AppState>, Path(slug): Path<String>, heade
         customer_email: Some(visitor.email),
         // The zone the visitor chose (detected or picked) and saw the times in: their emails
         // show the same. Without one, the default applies (not a guess stored as a choice).
-        customer_timezone: Zone::parse(&form.tz).ok().map(|_| zone.name().to_string()),
+        customer_timezone: Zone::parse(&form.tz).ok().map(|z| z.name().to_string()),
         title: Some(link.title.clone()),
         notes: visitor.notes,
         description: None,

@@ -407,42 +407,6 @@ async fn a_lease_is_kept_while_its_work_runs_longer_than_the_lease() {
     .await;
 }
 
-/// An access token from the Google emulator's own endpoints (consent, then code exchange).
-async fn google_access_token(emu: &GoogleEmulator) -> String {
-    let client = crate::support::no_redirects();
-    let redirect = "http://127.0.0.1:9/cb";
-    let consent = client
-        .get(format!("{}/o/oauth2/v2/auth", emu.base_url()))
-        .query(&[
-            ("client_id", GoogleEmulator::CLIENT_ID),
-            ("redirect_uri", redirect),
-            ("response_type", "code"),
-            ("scope", "https://www.googleapis.com/auth/calendar"),
-            ("access_type", "offline"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let location = url::Url::parse(consent.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
-    let tokens: Value = client
-        .post(format!("{}/token", emu.base_url()))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", redirect),
-            ("client_id", GoogleEmulator::CLIENT_ID),
-            ("client_secret", GoogleEmulator::CLIENT_SECRET),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    tokens["access_token"].as_str().unwrap().to_string()
-}
-
 /// A node's provider syncer, with Google (the emulator) and push on.
 fn google_node(store: Arc<dyn Store>, emu: &GoogleEmulator, keyring: Arc<Keyring>) -> ProviderSync {
     let g = GoogleConfig::new(
@@ -480,7 +444,7 @@ async fn a_push_channel_is_renewed_by_one_node_and_never_beside_a_sync_of_its_co
     let now = Timestamp::now();
     let conn = connection(&alice, "google", &emu.account_email(), now + SignedDuration::from_hours(1));
     let secret = Secret::OAuth {
-        access_token: google_access_token(&emu).await,
+        access_token: emu.access_token_by_consent().await.unwrap(),
         refresh_token: None,
         expires_at: now + SignedDuration::from_hours(1),
     };
