@@ -9,13 +9,14 @@ use jiff::{SignedDuration, Timestamp};
 use kairos_core::availability::Mode as SearchMode;
 use kairos_core::booking::BookingEvent;
 use kairos_core::plan::Party;
-use kairos_core::{Booking, BookingStatus, Interval, Participant, Timeline, Unavailable, User};
+use kairos_core::{Booking, BookingStatus, Business, Interval, Participant, Timeline, Unavailable, User};
 use kairos_store::*;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::cache::{CacheKey, CachedBusiness, CachedUser, HeldTime};
 use crate::db::error;
 use crate::directory;
+use crate::memo::Memo;
 use crate::rows::{
     BOOKING_COLUMNS, BUSINESS_COLUMNS, BookingRow, BusinessRow, USER_COLUMNS, UserRow, corrupt, json, ms, ts,
 };
@@ -33,30 +34,28 @@ fn interval(start: i64, end: i64) -> Result<Interval, StoreError> {
     Interval::new(ts(start)?, ts(end)?).map_err(|e| corrupt("interval", e))
 }
 
-/// Everyone `who` names and what holds their time around `window`, read from the database.
+/// Everyone `who` names and what holds their time around `window`, read from the database
+/// (the people and the business through the writer's memo, when given one).
 pub(crate) fn load_party(
     c: &Connection,
     t: &Tenant,
     who: &Who,
     window: Interval,
     now: Timestamp,
+    mut memo: Option<&mut Memo>,
 ) -> Result<Party, BookingError> {
     let business = match &who.business_id {
-        Some(id) => Some(directory::business(c, t, id)?.ok_or(BookingError::Party(PartyError::UnknownBusiness))?),
+        Some(id) => {
+            Some(business_of(c, t, id, memo.as_deref_mut())?.ok_or(BookingError::Party(PartyError::UnknownBusiness))?)
+        }
         None => None,
     };
     party::check_named(who).map_err(BookingError::Party)?;
     let host_refs: Vec<UserRef> = business.iter().flat_map(|b| b.hosts.iter().cloned().map(UserRef::Id)).collect();
-    let hosts = if who.named_only { Vec::new() } else { directory::resolve_users(c, t, &host_refs)? };
-    let participants = directory::resolve_users(c, t, &who.participants)?;
-    let (members, required) = party::members(
-        who,
-        hosts.into_iter().map(|u| u.map(Arc::new)),
-        participants.into_iter().map(|u| u.map(Arc::new)),
-        |u| &u.id,
-    )
-    .map_err(BookingError::Party)?;
-    let margin = Party::busy_margin(business.as_ref());
+    let hosts = if who.named_only { Vec::new() } else { users_of(c, t, &host_refs, memo.as_deref_mut())? };
+    let participants = users_of(c, t, &who.participants, memo)?;
+    let (members, required) = party::members(who, hosts, participants, |u| &u.id).map_err(BookingError::Party)?;
+    let margin = Party::busy_margin(business.as_deref());
     let span = window.widened(margin, margin);
     let ignore = who.ignore_booking.as_deref();
     let busy = members.iter().map(|m| member_busy(c, &m.id, span, now, ignore)).collect::<Result<Vec<_>, _>>()?;
@@ -74,14 +73,48 @@ pub(crate) fn load_party(
         }
     }
     let busy = busy.into_iter().map(Timeline::new).collect();
-    Ok(Party {
-        business: business.map(Arc::new),
-        members,
-        required,
-        busy,
-        base_busy: Timeline::new(base_busy),
-        booked_starts,
-    })
+    Ok(Party { business, members, required, busy, base_busy: Timeline::new(base_busy), booked_starts })
+}
+
+/// The business `id`, through `memo` when there is one.
+fn business_of(c: &Connection, t: &Tenant, id: &str, memo: Option<&mut Memo>) -> StoreResult<Option<Arc<Business>>> {
+    let Some(memo) = memo else {
+        return Ok(directory::business(c, t, id)?.map(Arc::new));
+    };
+    if let Some(known) = memo.business(t, id) {
+        return Ok(Some(known));
+    }
+    let found = directory::business(c, t, id)?.map(Arc::new);
+    if let Some(b) = &found {
+        memo.put_business(t, b.clone());
+    }
+    Ok(found)
+}
+
+/// The users `refs` name (`None` for an unknown one), those named by id through `memo` when
+/// there is one.
+fn users_of(
+    c: &Connection,
+    t: &Tenant,
+    refs: &[UserRef],
+    mut memo: Option<&mut Memo>,
+) -> StoreResult<Vec<Option<Arc<User>>>> {
+    refs.iter()
+        .map(|r| match (r, memo.as_deref_mut()) {
+            (UserRef::Id(id), Some(memo)) => {
+                if let Some(known) = memo.user(t, id) {
+                    return Ok(Some(known));
+                }
+                let found = directory::user(c, t, id)?.map(Arc::new);
+                if let Some(u) = &found {
+                    memo.put_user(t, u.clone());
+                }
+                Ok(found)
+            }
+            (UserRef::Id(id), None) => Ok(directory::user(c, t, id)?.map(Arc::new)),
+            (UserRef::Email(email), _) => Ok(directory::user_by_email(c, t, email)?.map(Arc::new)),
+        })
+        .collect()
 }
 
 /// Calendar busy blocks and holding bookings of one person overlapping `span`, sorted.
@@ -272,8 +305,9 @@ pub(crate) fn create(
     t: &Tenant,
     new: &NewBooking,
     now: Timestamp,
+    mut memo: Option<&mut Memo>,
 ) -> Result<(Booking, Vec<CacheKey>), BookingError> {
-    let party = load_party(c, t, &new.who, new.interval, now)?;
+    let party = load_party(c, t, &new.who, new.interval, now, memo.as_deref_mut())?;
     kairos_store::party::refuse_unpayable(&party, new)?;
     let free = party.check(new.interval, now, new.mode).map_err(|reason| refusal(&party, reason))?;
     // Any mode books everyone required and the first free member of the pool (`free` lists
@@ -367,26 +401,39 @@ pub(crate) fn create(
             ])
             .map_err(error)?;
     }
-    keep_longest_hold(c, &booking, held)?;
+    keep_longest_hold(c, &booking, held, memo)?;
     record_event(c, t, BookingEvent::Created, &booking, now)?;
     let keys = stale(&booking);
     Ok((booking, keys))
 }
 
 /// Keeps each person's and the business's `longest_hold_ms` (the bound the overlap queries
-/// look back by) at least as long as `held`.
-fn keep_longest_hold(c: &Connection, booking: &Booking, held: Interval) -> StoreResult<()> {
+/// look back by) at least as long as `held`; `memo` spares the updates it knows change nothing.
+fn keep_longest_hold(
+    c: &Connection,
+    booking: &Booking,
+    held: Interval,
+    mut memo: Option<&mut Memo>,
+) -> StoreResult<()> {
     let length = ms(held.end()) - ms(held.start());
-    let mut users = c
-        .prepare_cached("UPDATE users SET longest_hold_ms = ?2 WHERE id = ?1 AND longest_hold_ms < ?2")
-        .map_err(error)?;
-    for p in &booking.participants {
-        users.execute(params![p.id, length]).map_err(error)?;
-    }
-    if let Some(business_id) = &booking.business_id {
-        c.prepare_cached("UPDATE businesses SET longest_hold_ms = ?2 WHERE id = ?1 AND longest_hold_ms < ?2")
-            .and_then(|mut s| s.execute(params![business_id, length]))
-            .map_err(error)?;
+    let tables = booking
+        .participants
+        .iter()
+        .map(|p| ("users", &p.id))
+        .chain(booking.business_id.iter().map(|b| ("businesses", b)));
+    for (table, id) in tables {
+        if memo.as_deref_mut().is_some_and(|m| m.holds_at_least(id, length)) {
+            continue;
+        }
+        let sql = if table == "users" {
+            "UPDATE users SET longest_hold_ms = ?2 WHERE id = ?1 AND longest_hold_ms < ?2"
+        } else {
+            "UPDATE businesses SET longest_hold_ms = ?2 WHERE id = ?1 AND longest_hold_ms < ?2"
+        };
+        c.prepare_cached(sql).and_then(|mut s| s.execute(params![id, length])).map_err(error)?;
+        if let Some(m) = memo.as_deref_mut() {
+            m.held_at_least(id, length);
+        }
     }
     Ok(())
 }
@@ -494,7 +541,7 @@ pub(crate) fn reschedule(
         ignore_booking: Some(booking.id.clone()),
         named_only: true,
     };
-    let party = load_party(c, t, &who, to, now)?;
+    let party = load_party(c, t, &who, to, now, None)?;
     party.check(to, now, SearchMode::Collective).map_err(|reason| refusal(&party, reason))?;
     let held = held(&party, to)?;
     c.prepare_cached("UPDATE bookings SET start_at = ?1, end_at = ?2, held_from = ?3, held_until = ?4, updated_at = ?5 WHERE id = ?6")
@@ -506,7 +553,7 @@ pub(crate) fn reschedule(
     booking.start_time = to.start();
     booking.end_time = to.end();
     booking.updated_at = now;
-    keep_longest_hold(c, &booking, held)?;
+    keep_longest_hold(c, &booking, held, None)?;
     record_event(c, t, BookingEvent::Updated, &booking, now)?;
     let keys = stale(&booking);
     Ok((booking, keys))
@@ -613,7 +660,7 @@ pub(crate) fn complete_payment(
         ignore_booking: Some(booking.id.clone()),
         named_only: true,
     };
-    let free = match load_party(c, &t, &who, span, now) {
+    let free = match load_party(c, &t, &who, span, now, None) {
         Ok(party) => party.check(span, booking.created_at, SearchMode::Collective).is_ok(),
         Err(BookingError::Store(e)) => return Err(e),
         Err(_) => false,

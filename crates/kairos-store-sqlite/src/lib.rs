@@ -21,6 +21,7 @@ mod emails;
 mod idempotency;
 mod leases;
 mod links;
+mod memo;
 mod proposals;
 mod providers;
 mod queue;
@@ -410,13 +411,16 @@ impl Store for SqliteStore {
             return Ok(party);
         }
         let (t, who) = (t.clone(), who.clone());
-        self.read(move |c| bookings::load_party(c, &t, &who, window, now)).await
+        self.read(move |c| bookings::load_party(c, &t, &who, window, now, None)).await
     }
 
     async fn create_booking(&self, t: &Tenant, new: &NewBooking, now: Timestamp) -> Result<Booking, BookingError> {
         let (t, new) = (t.clone(), new.clone());
         // `bookings::create` checks every rule before its first write (see `Journal`).
-        let written = self.writer.run_with(Journal::CheckedFirst, move |c| bookings::create(c, &t, &new, now)).await;
+        let written = self
+            .writer
+            .run_memo(Journal::CheckedFirst, move |c, memo| bookings::create(c, &t, &new, now, Some(memo)))
+            .await;
         if written.is_ok() {
             self.events.notify_one();
         }

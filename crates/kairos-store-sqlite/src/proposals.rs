@@ -175,7 +175,7 @@ pub(crate) fn act(
         Some(Effect::Book { slot_id }) => {
             let new = kairos_store::proposals::booking_for(&p, &slot_id)
                 .ok_or_else(|| StoreError::Backend(format!("agreed slot {slot_id} is not on proposal {id}")))?;
-            match crate::bookings::create(c, t, &new, now) {
+            match crate::bookings::create(c, t, &new, now, None) {
                 Ok((booking, keys)) => {
                     p.booked(booking.id);
                     stale = keys;

@@ -60,6 +60,7 @@ macro_rules! store_contract_tests {
             buffers_keep_time_around_bookings,
             long_holds_reach_as_far_as_they_last,
             a_business_without_hosts_keeps_its_bookings_time,
+            a_booking_sees_the_business_and_people_as_they_are_now,
             any_mode_books_named_people_and_one_free_host,
             events_fan_out_once_to_the_subscriptions_that_want_them,
             a_subscription_hears_only_events_from_its_creation_on,
@@ -924,6 +925,66 @@ pub async fn buffers_keep_time_around_bookings(store: S) {
             )
             .await,
     );
+}
+
+/// A store may keep what bookings read between writes (the SQLite writer does); every change to
+/// a business or a person must reach the next booking all the same.
+pub async fn a_booking_sees_the_business_and_people_as_they_are_now(store: S) {
+    let a = tenant(&store, "acme", Mode::Test).await;
+    let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
+    store.insert_user(&a, &alice).await.unwrap();
+    store.insert_user(&a, &bob).await.unwrap();
+    let biz = business(&[&alice]);
+    store.insert_business(&a, &biz).await.unwrap();
+    let ten = iv("2030-01-02T10:00:00Z", "2030-01-02T10:30:00Z");
+    let first = store.create_booking(&a, &for_business(&biz, ten), now()).await.unwrap();
+    assert_eq!(first.participants[0].id, alice.id);
+    let bob_id = bob.id.clone();
+    store
+        .update_business(
+            &a,
+            &biz.id,
+            Box::new(move |b| {
+                b.hosts = vec![bob_id];
+                b.buffer_after_minutes = 30;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    let second = store.create_booking(&a, &for_business(&biz, ten), now()).await.unwrap();
+    assert_eq!(second.participants[0].id, bob.id, "the new host is booked");
+    // Bob's 10:00 booking now keeps 30 minutes after it.
+    refused(
+        store.create_booking(&a, &for_business(&biz, iv("2030-01-02T10:45:00Z", "2030-01-02T11:00:00Z")), now()).await,
+    );
+    store
+        .update_user(
+            &a,
+            &bob.id,
+            Box::new(|u| {
+                u.email = "robert@example.com".into();
+                u.schedule =
+                    Schedule::new(Zone::utc(), WorkingHours::business_days_nine_to_five(), DateOverrides::default());
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    refused(
+        store.create_booking(&a, &for_business(&biz, iv("2030-01-02T18:00:00Z", "2030-01-02T18:30:00Z")), now()).await,
+    );
+    let third = store
+        .create_booking(&a, &for_business(&biz, iv("2030-01-02T14:00:00Z", "2030-01-02T14:30:00Z")), now())
+        .await
+        .unwrap();
+    assert_eq!(third.participants[0].email, "robert@example.com", "the host's new email is booked");
+    assert!(store.delete_user(&a, &bob.id).await.unwrap());
+    let fourth = store
+        .create_booking(&a, &for_business(&biz, iv("2030-01-02T16:00:00Z", "2030-01-02T16:30:00Z")), now())
+        .await
+        .unwrap();
+    assert!(fourth.participants.is_empty(), "a deleted host is no longer booked");
 }
 
 pub async fn a_business_without_hosts_keeps_its_bookings_time(store: S) {
