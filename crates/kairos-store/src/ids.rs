@@ -12,7 +12,17 @@ pub fn new_id(prefix: &str) -> String {
     // then still unique. A poisoned lock holds a valid generator, so keep using it.
     let mut guard = generator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let id = guard.generate().unwrap_or_else(|_| ulid::Ulid::new());
-    format!("{prefix}_{}", id.to_string().to_ascii_lowercase())
+    drop(guard);
+    // Encoded into a buffer on the stack and lowercased in place: one allocation, where
+    // `format!` with `to_string().to_ascii_lowercase()` made three (every booking makes two ids).
+    let mut body = [0u8; ulid::ULID_LEN];
+    let body = id.array_to_str(&mut body);
+    body.make_ascii_lowercase();
+    let mut out = String::with_capacity(prefix.len() + 1 + ulid::ULID_LEN);
+    out.push_str(prefix);
+    out.push('_');
+    out.push_str(body);
+    out
 }
 
 /// True when `id` has the shape of an id with `prefix`.
