@@ -91,6 +91,21 @@ fn business_of(c: &Connection, t: &Tenant, id: &str, memo: Option<&mut Memo>) ->
     Ok(found)
 }
 
+/// The user `id`, through `memo` when there is one.
+fn user_of(c: &Connection, t: &Tenant, id: &str, memo: Option<&mut Memo>) -> StoreResult<Option<Arc<User>>> {
+    let Some(memo) = memo else {
+        return Ok(directory::user(c, t, id)?.map(Arc::new));
+    };
+    if let Some(known) = memo.user(t, id) {
+        return Ok(Some(known));
+    }
+    let found = directory::user(c, t, id)?.map(Arc::new);
+    if let Some(u) = &found {
+        memo.put_user(t, u.clone());
+    }
+    Ok(found)
+}
+
 /// The users `refs` name (`None` for an unknown one), those named by id through `memo` when
 /// there is one.
 fn users_of(
@@ -100,19 +115,9 @@ fn users_of(
     mut memo: Option<&mut Memo>,
 ) -> StoreResult<Vec<Option<Arc<User>>>> {
     refs.iter()
-        .map(|r| match (r, memo.as_deref_mut()) {
-            (UserRef::Id(id), Some(memo)) => {
-                if let Some(known) = memo.user(t, id) {
-                    return Ok(Some(known));
-                }
-                let found = directory::user(c, t, id)?.map(Arc::new);
-                if let Some(u) = &found {
-                    memo.put_user(t, u.clone());
-                }
-                Ok(found)
-            }
-            (UserRef::Id(id), None) => Ok(directory::user(c, t, id)?.map(Arc::new)),
-            (UserRef::Email(email), _) => Ok(directory::user_by_email(c, t, email)?.map(Arc::new)),
+        .map(|r| match r {
+            UserRef::Id(id) => user_of(c, t, id, memo.as_deref_mut()),
+            UserRef::Email(email) => Ok(directory::user_by_email(c, t, email)?.map(Arc::new)),
         })
         .collect()
 }

@@ -231,9 +231,8 @@ fn checkpoint_loop(conn: &Connection, wake: &Wake, long_wal: &AtomicBool) {
             }
             s.0 = false;
         }
-        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
-            Ok(frames) => long_wal.store(frames >= RESTART_AT, Ordering::Relaxed),
-            Err(e) => tracing::warn!(error = %e, "a WAL checkpoint failed; the next commit retries it"),
+        if let Some(frames) = checkpoint(conn) {
+            long_wal.store(frames >= RESTART_AT, Ordering::Relaxed);
         }
         std::thread::sleep(CHECKPOINT_EVERY);
     }
@@ -248,9 +247,15 @@ fn checkpoint_loop(conn: &Connection, wake: &Wake, long_wal: &AtomicBool) {
 /// the kernel first zeroes (a fifth of the writer's time). The checkpoint thread has already
 /// copied nearly everything, so this one copies only the last few commits.
 fn restart_wal(conn: &Connection) {
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-        tracing::warn!(error = %e, "a WAL checkpoint failed; a later commit retries it");
-    }
+    checkpoint(conn);
+}
+
+/// A PASSIVE checkpoint on `conn`: the WAL's length in frames, or `None` (logged) if it failed;
+/// a later commit tries again.
+fn checkpoint(conn: &Connection) -> Option<i64> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1))
+        .inspect_err(|e| tracing::warn!(error = %e, "a WAL checkpoint failed; a later commit retries it"))
+        .ok()
 }
 
 /// The handle to the writer thread.
