@@ -158,9 +158,9 @@ impl<'a> SlotSearch<'a> {
             working = interval::intersect(&working, &spans_inside(&m.schedule.working_intervals(span)));
         }
         let (ws, we) = (secs_up(self.widen().0), secs_up(self.widen().1));
-        let mut free = interval::subtract(&working, self.base_busy, ws, we);
+        let mut free = interval::subtract(&working, self.base_busy.spans(), ws, we);
         for m in self.members {
-            free = interval::subtract(&free, m.busy, ws, we);
+            free = interval::subtract(&free, m.busy.spans(), ws, we);
         }
         let everyone: Vec<usize> = (0..self.members.len()).collect();
         let counts = DayCounts::new(self.rules.daily_limit);
@@ -183,16 +183,16 @@ impl<'a> SlotSearch<'a> {
         for m in self.members.iter().filter(|m| m.required) {
             shared = interval::intersect(&shared, &spans_inside(&m.schedule.working_intervals(span)));
         }
-        let mut shared_free = interval::subtract(&shared, self.base_busy, ws, we);
+        let mut shared_free = interval::subtract(&shared, self.base_busy.spans(), ws, we);
         for m in self.members.iter().filter(|m| m.required) {
-            shared_free = interval::subtract(&shared_free, m.busy, ws, we);
+            shared_free = interval::subtract(&shared_free, m.busy.spans(), ws, we);
         }
         let counts = DayCounts::new(self.rules.daily_limit);
         let mut found: Vec<(Interval, usize)> = Vec::new();
         for (index, m) in self.members.iter().enumerate().filter(|(_, m)| !m.required) {
             let own = spans_inside(&m.schedule.working_intervals(span));
             let working = interval::intersect(&shared, &own);
-            let free = interval::subtract(&interval::intersect(&shared_free, &own), m.busy, ws, we);
+            let free = interval::subtract(&interval::intersect(&shared_free, &own), m.busy.spans(), ws, we);
             self.candidates(&working, &free, &counts, |interval| {
                 found.push((interval, index));
                 true
