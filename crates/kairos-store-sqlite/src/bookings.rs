@@ -311,6 +311,7 @@ pub(crate) fn create(
     new: &NewBooking,
     now: Timestamp,
     mut memo: Option<&mut Memo>,
+    skipped: Option<&str>,
 ) -> Result<(Booking, Vec<CacheKey>), BookingError> {
     let party = load_party(c, t, &new.who, new.interval, now, memo.as_deref_mut())?;
     kairos_store::party::refuse_unpayable(&party, new)?;
@@ -407,7 +408,7 @@ pub(crate) fn create(
             .map_err(error)?;
     }
     keep_longest_hold(c, &booking, held, memo)?;
-    record_event(c, t, BookingEvent::Created, &booking, now)?;
+    record_event(c, t, BookingEvent::Created, &booking, now, skipped)?;
     let keys = stale(&booking);
     Ok((booking, keys))
 }
@@ -443,11 +444,20 @@ fn keep_longest_hold(
     Ok(())
 }
 
-fn record_event(c: &Connection, t: &Tenant, event: BookingEvent, booking: &Booking, now: Timestamp) -> StoreResult<()> {
+/// Writes the booking's webhook event and queues its calendar writes and emails (`skipped`:
+/// see [`crate::emails::enqueue`]).
+fn record_event(
+    c: &Connection,
+    t: &Tenant,
+    event: BookingEvent,
+    booking: &Booking,
+    now: Timestamp,
+    skipped: Option<&str>,
+) -> StoreResult<()> {
     let id = ids::new_id("evt");
     // Every booking change also re-wants its event on the participants' own calendars.
     crate::writes::enqueue(c, t, booking, now, event == BookingEvent::Created)?;
-    crate::emails::enqueue(c, t, event, booking, now)?;
+    crate::emails::enqueue(c, t, event, booking, now, skipped)?;
     let payload = event_envelope(&id, event.as_str(), now, &BookingEventData { booking });
     c.prepare_cached("INSERT INTO outbox_events (id, account_id, mode, event_type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
         .and_then(|mut s| s.execute(params![id, t.account_id, t.mode.as_str(), event.as_str(), payload, ms(now)]))
@@ -535,6 +545,7 @@ pub(crate) fn reschedule(
     id: &str,
     to: Interval,
     now: Timestamp,
+    skipped: Option<&str>,
 ) -> Result<(Booking, Vec<CacheKey>), BookingError> {
     let mut booking = get(c, t, id)?.ok_or(StoreError::NotFound)?;
     if booking.status == BookingStatus::Cancelled {
@@ -559,7 +570,7 @@ pub(crate) fn reschedule(
     booking.end_time = to.end();
     booking.updated_at = now;
     keep_longest_hold(c, &booking, held, None)?;
-    record_event(c, t, BookingEvent::Updated, &booking, now)?;
+    record_event(c, t, BookingEvent::Updated, &booking, now, skipped)?;
     let keys = stale(&booking);
     Ok((booking, keys))
 }
@@ -570,6 +581,7 @@ pub(crate) fn cancel(
     id: &str,
     reason: Option<&str>,
     now: Timestamp,
+    skipped: Option<&str>,
 ) -> Result<(Booking, Vec<CacheKey>), BookingError> {
     let mut booking = get(c, t, id)?.ok_or(StoreError::NotFound)?;
     if booking.status == BookingStatus::Cancelled {
@@ -585,7 +597,7 @@ pub(crate) fn cancel(
     booking.cancelled_at = Some(now);
     booking.cancellation_reason = reason.map(str::to_string);
     booking.updated_at = now;
-    record_event(c, t, BookingEvent::Cancelled, &booking, now)?;
+    record_event(c, t, BookingEvent::Cancelled, &booking, now, skipped)?;
     let keys = stale(&booking);
     Ok((booking, keys))
 }
@@ -643,6 +655,7 @@ pub(crate) fn complete_payment(
     amount: i64,
     currency: &str,
     now: Timestamp,
+    skipped: Option<&str>,
 ) -> StoreResult<Written<Option<(Tenant, PaymentApplied)>>> {
     let Some(t) = payment_tenant(c, id, session_id)? else { return Ok((None, Vec::new())) };
     let mut booking = get(c, &t, id)?.ok_or(StoreError::NotFound)?;
@@ -672,7 +685,7 @@ pub(crate) fn complete_payment(
     };
     if !free {
         if booking.status == BookingStatus::PendingPayment {
-            let (cancelled, keys) = cancel(c, &t, id, Some("payment_too_late"), now).map_err(store_error)?;
+            let (cancelled, keys) = cancel(c, &t, id, Some("payment_too_late"), now, skipped).map_err(store_error)?;
             return Ok((Some((t, PaymentApplied::TooLate(cancelled))), keys));
         }
         // A lapsed hold paid after its time was taken: say so (the customer was charged and is
@@ -700,7 +713,7 @@ pub(crate) fn complete_payment(
     booking.cancelled_at = None;
     booking.cancellation_reason = None;
     booking.updated_at = now;
-    record_event(c, &t, BookingEvent::Confirmed, &booking, now)?;
+    record_event(c, &t, BookingEvent::Confirmed, &booking, now, skipped)?;
     let keys = stale(&booking);
     Ok((Some((t, PaymentApplied::Confirmed(booking))), keys))
 }
@@ -711,17 +724,23 @@ pub(crate) fn end_payment_hold(
     session_id: &str,
     reason: &str,
     now: Timestamp,
+    skipped: Option<&str>,
 ) -> StoreResult<Written<Option<(Tenant, Booking)>>> {
     let Some(t) = payment_tenant(c, id, session_id)? else { return Ok((None, Vec::new())) };
     let booking = get(c, &t, id)?.ok_or(StoreError::NotFound)?;
     if booking.status != BookingStatus::PendingPayment {
         return Ok((Some((t, booking)), Vec::new()));
     }
-    let (booking, keys) = cancel(c, &t, id, Some(reason), now).map_err(store_error)?;
+    let (booking, keys) = cancel(c, &t, id, Some(reason), now, skipped).map_err(store_error)?;
     Ok((Some((t, booking)), keys))
 }
 
-pub(crate) fn expire_payment_holds(c: &Connection, now: Timestamp, limit: usize) -> StoreResult<Written<Vec<Lapsed>>> {
+pub(crate) fn expire_payment_holds(
+    c: &Connection,
+    now: Timestamp,
+    limit: usize,
+    skipped: Option<&str>,
+) -> StoreResult<Written<Vec<Lapsed>>> {
     let due: Vec<(String, String, String, Option<String>)> = c
         .prepare_cached(
             "SELECT id, account_id, mode, checkout_session_id FROM bookings
@@ -735,7 +754,7 @@ pub(crate) fn expire_payment_holds(c: &Connection, now: Timestamp, limit: usize)
     for (id, account_id, mode, session) in due {
         let mode = Mode::parse(&mode).ok_or_else(|| corrupt("mode", &mode))?;
         let t = Tenant { account_id, mode };
-        let (booking, stale) = cancel(c, &t, &id, Some(HOLD_LAPSED), now).map_err(store_error)?;
+        let (booking, stale) = cancel(c, &t, &id, Some(HOLD_LAPSED), now, skipped).map_err(store_error)?;
         keys.extend(stale);
         out.push((t, booking, session));
     }

@@ -91,6 +91,8 @@ pub struct SqliteStore {
     cache: Arc<Cache>,
     events: Arc<tokio::sync::Notify>,
     deliveries: Arc<tokio::sync::Notify>,
+    /// Set when no mail server will send booking emails: why they are skipped as queued.
+    emails_skipped: Arc<std::sync::OnceLock<Arc<str>>>,
 }
 
 impl SqliteStore {
@@ -123,7 +125,13 @@ impl SqliteStore {
             cache,
             events: Arc::new(tokio::sync::Notify::new()),
             deliveries: Arc::new(tokio::sync::Notify::new()),
+            emails_skipped: Arc::default(),
         })
+    }
+
+    /// Why booking emails are recorded as skipped when queued, if they are.
+    fn emails_skipped(&self) -> Option<Arc<str>> {
+        self.emails_skipped.get().cloned()
     }
 
     async fn write<T, E>(
@@ -415,11 +423,13 @@ impl Store for SqliteStore {
     }
 
     async fn create_booking(&self, t: &Tenant, new: &NewBooking, now: Timestamp) -> Result<Booking, BookingError> {
-        let (t, new) = (t.clone(), new.clone());
+        let (t, new, skipped) = (t.clone(), new.clone(), self.emails_skipped());
         // `bookings::create` checks every rule before its first write (see `Journal`).
         let written = self
             .writer
-            .run_memo(Journal::CheckedFirst, move |c, memo| bookings::create(c, &t, &new, now, Some(memo)))
+            .run_memo(Journal::CheckedFirst, move |c, memo| {
+                bookings::create(c, &t, &new, now, Some(memo), skipped.as_deref())
+            })
             .await;
         if written.is_ok() {
             self.events.notify_one();
@@ -444,8 +454,8 @@ impl Store for SqliteStore {
         to: Interval,
         now: Timestamp,
     ) -> Result<Booking, BookingError> {
-        let (t, id) = (t.clone(), id.to_string());
-        self.write_events(move |c| bookings::reschedule(c, &t, &id, to, now)).await
+        let (t, id, skipped) = (t.clone(), id.to_string(), self.emails_skipped());
+        self.write_events(move |c| bookings::reschedule(c, &t, &id, to, now, skipped.as_deref())).await
     }
 
     async fn cancel_booking(
@@ -455,8 +465,8 @@ impl Store for SqliteStore {
         reason: Option<&str>,
         now: Timestamp,
     ) -> Result<Booking, BookingError> {
-        let (t, id, reason) = (t.clone(), id.to_string(), reason.map(str::to_string));
-        self.write_events(move |c| bookings::cancel(c, &t, &id, reason.as_deref(), now)).await
+        let (t, id, reason, skipped) = (t.clone(), id.to_string(), reason.map(str::to_string), self.emails_skipped());
+        self.write_events(move |c| bookings::cancel(c, &t, &id, reason.as_deref(), now, skipped.as_deref())).await
     }
 
     async fn claim_idempotency_key(
@@ -863,8 +873,9 @@ impl Store for SqliteStore {
         action: ProposalAction,
         now: Timestamp,
     ) -> Result<Proposal, ProposalError> {
-        let (tenant, proposal_id) = (t.clone(), id.to_string());
-        let acted = self.write_events(move |c| proposals::act(c, &tenant, &proposal_id, action, now)).await;
+        let (tenant, proposal_id, skipped) = (t.clone(), id.to_string(), self.emails_skipped());
+        let acted =
+            self.write_events(move |c| proposals::act(c, &tenant, &proposal_id, action, now, skipped.as_deref())).await;
         let Err(ProposalError::Booking { slot_id, error }) = acted else { return acted };
         // The agreeing response was rolled back with its booking; the proposal keeps why.
         let (code, message) = kairos_store::proposals::conflict_text(&error);
@@ -877,7 +888,8 @@ impl Store for SqliteStore {
     }
 
     async fn expire_proposals(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<(Tenant, Proposal)>> {
-        self.write_events(move |c| proposals::expire(c, now, limit)).await
+        let skipped = self.emails_skipped();
+        self.write_events(move |c| proposals::expire(c, now, limit, skipped.as_deref())).await
     }
 
     async fn claim_proposal_emails(
@@ -935,6 +947,11 @@ impl Store for SqliteStore {
         .await
     }
 
+    fn skip_emails_as_queued(&self, reason: &str) -> bool {
+        let _ = self.emails_skipped.set(reason.into());
+        true
+    }
+
     async fn booking_emails(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<BookingEmail>> {
         let (t, id) = (t.clone(), booking_id.to_string());
         self.read(move |c| emails::of_booking(c, &t, &id)).await
@@ -961,7 +978,11 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Option<(Tenant, PaymentApplied)>> {
         let (id, session, currency) = (booking_id.to_string(), session_id.to_string(), currency.to_string());
-        self.write_events(move |c| bookings::complete_payment(c, &id, &session, amount, &currency, now)).await
+        let skipped = self.emails_skipped();
+        self.write_events(move |c| {
+            bookings::complete_payment(c, &id, &session, amount, &currency, now, skipped.as_deref())
+        })
+        .await
     }
 
     async fn end_payment_hold(
@@ -972,7 +993,8 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Option<(Tenant, Booking)>> {
         let (id, session, reason) = (booking_id.to_string(), session_id.to_string(), reason.to_string());
-        self.write_events(move |c| bookings::end_payment_hold(c, &id, &session, &reason, now)).await
+        let skipped = self.emails_skipped();
+        self.write_events(move |c| bookings::end_payment_hold(c, &id, &session, &reason, now, skipped.as_deref())).await
     }
 
     async fn expire_payment_holds(
@@ -980,7 +1002,8 @@ impl Store for SqliteStore {
         now: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<(Tenant, Booking, Option<String>)>> {
-        self.write_events(move |c| bookings::expire_payment_holds(c, now, limit)).await
+        let skipped = self.emails_skipped();
+        self.write_events(move |c| bookings::expire_payment_holds(c, now, limit, skipped.as_deref())).await
     }
 
     async fn try_lease(&self, key: &str, holder: &str, until: Timestamp, now: Timestamp) -> StoreResult<bool> {

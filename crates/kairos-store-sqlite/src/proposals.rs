@@ -163,6 +163,7 @@ pub(crate) fn act(
     id: &str,
     action: Action,
     now: Timestamp,
+    skipped: Option<&str>,
 ) -> Result<Written<Proposal>, ProposalError> {
     let mut p = get(c, t, id)?.ok_or(ProposalError::NotFound)?;
     let reason = match &action {
@@ -175,7 +176,7 @@ pub(crate) fn act(
         Some(Effect::Book { slot_id }) => {
             let new = kairos_store::proposals::booking_for(&p, &slot_id)
                 .ok_or_else(|| StoreError::Backend(format!("agreed slot {slot_id} is not on proposal {id}")))?;
-            match crate::bookings::create(c, t, &new, now, None) {
+            match crate::bookings::create(c, t, &new, now, None, skipped) {
                 Ok((booking, keys)) => {
                     p.booked(booking.id);
                     stale = keys;
@@ -187,7 +188,7 @@ pub(crate) fn act(
         }
         Some(Effect::CancelBooking { booking_id }) => {
             let reason = reason.unwrap_or_else(|| "The proposal was cancelled.".to_string());
-            match crate::bookings::cancel(c, t, &booking_id, Some(&reason), now) {
+            match crate::bookings::cancel(c, t, &booking_id, Some(&reason), now, skipped) {
                 Ok((_, keys)) => stale = keys,
                 // The booking was deleted with its business or people: nothing left to cancel.
                 Err(BookingError::Store(StoreError::NotFound)) => {}
@@ -266,7 +267,12 @@ pub(crate) fn record_conflict(
     save(c, t, &p)
 }
 
-pub(crate) fn expire(c: &Connection, now: Timestamp, limit: usize) -> StoreResult<Written<Vec<(Tenant, Proposal)>>> {
+pub(crate) fn expire(
+    c: &Connection,
+    now: Timestamp,
+    limit: usize,
+    skipped: Option<&str>,
+) -> StoreResult<Written<Vec<(Tenant, Proposal)>>> {
     let due: Vec<(String, String, String)> = c
         .prepare_cached(
             "SELECT id, account_id, mode FROM proposals WHERE status = 'open' AND expires_at <= ?1
@@ -281,7 +287,7 @@ pub(crate) fn expire(c: &Connection, now: Timestamp, limit: usize) -> StoreResul
     let mut stale = Vec::new();
     for (id, account_id, mode) in due {
         let t = tenant(account_id, &mode)?;
-        match act(c, &t, &id, Action::Expire, now) {
+        match act(c, &t, &id, Action::Expire, now, skipped) {
             Ok((p, keys)) => {
                 stale.extend(keys);
                 done.push((t, p));

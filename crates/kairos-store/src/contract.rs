@@ -85,6 +85,7 @@ macro_rules! store_contract_tests {
             leases_exclude_other_holders_until_they_lapse,
             booking_changes_queue_one_email_per_recipient,
             email_failures_retry_then_fail_and_skips_stick,
+            emails_without_a_mail_server_end_skipped,
             payments_confirm_holds_once,
             unpaid_holds_end_and_late_payments_take_free_time_only,
             links_have_server_wide_slugs_and_go_with_their_business,

@@ -352,6 +352,16 @@ pub trait Store: Send + Sync + 'static {
     /// across tenants (with no SMTP server configured there is nothing to attempt); returns
     /// how many. Skipped proposal emails lose their sealed links.
     async fn skip_due_emails(&self, now: Timestamp, reason: &str) -> StoreResult<usize>;
+    /// Says that no mail server will send booking emails, and why: from now on a backend may
+    /// record each booking email as skipped for `reason` as it queues it, in the booking's own
+    /// transaction, rather than leave it pending for [`Store::skip_due_emails`]. Either way an
+    /// email ends skipped for `reason`; this only saves writing every row twice. The first
+    /// call's reason stands. True when this backend does so; the default does nothing and
+    /// says false (every email waits for the sweep).
+    fn skip_emails_as_queued(&self, reason: &str) -> bool {
+        let _ = reason;
+        false
+    }
     /// A booking's emails, one per recipient.
     async fn booking_emails(&self, t: &Tenant, booking_id: &str) -> StoreResult<Vec<BookingEmail>>;
 

@@ -176,6 +176,8 @@ fn email_worker(
         }
         None => {
             tracing::info!("no KAIROS_SMTP_URL: booking emails are recorded as skipped");
+            // The worker's sweep skips whatever the store leaves pending.
+            let _ = store.skip_emails_as_queued(kairos_jobs::email::NO_SMTP);
             None
         }
     };

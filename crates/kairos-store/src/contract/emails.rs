@@ -63,6 +63,52 @@ pub async fn booking_changes_queue_one_email_per_recipient(store: S) {
     assert_eq!(claim_all(&store, now() + SignedDuration::from_mins(5)).await.len(), 2, "both cancellations are due");
 }
 
+/// Without a mail server every booking email ends skipped for the reason given: at once in the
+/// booking's transaction where the backend says it does that, else after the sweep. Versions
+/// still count up.
+pub async fn emails_without_a_mail_server_end_skipped(store: S) {
+    const WHY: &str = "no mail server";
+    let a = tenant(&store, "acme", Mode::Test).await;
+    let alice = user("alice@example.com");
+    store.insert_user(&a, &alice).await.unwrap();
+    let biz = business(&[&alice]);
+    store.insert_business(&a, &biz).await.unwrap();
+    let at_once = store.skip_emails_as_queued(WHY);
+    store.skip_emails_as_queued("a later reason does not replace the first");
+    let booking = store
+        .create_booking(&a, &for_business(&biz, iv("2030-01-02T10:00:00Z", "2030-01-02T10:30:00Z")), now())
+        .await
+        .unwrap();
+    let ended = |kind: EmailKind, version: i64| {
+        move |emails: Vec<BookingEmail>| {
+            assert_eq!(emails.len(), 2, "one per recipient");
+            for e in emails {
+                assert_eq!(
+                    (e.kind, e.version, e.status.as_str(), e.last_error.as_deref(), e.sent_version),
+                    (kind, version, "skipped", Some(WHY), None)
+                );
+            }
+        }
+    };
+    // Where the backend skips as it queues, the sweep finds nothing left.
+    let sweep = || async {
+        let swept = store.skip_due_emails(now(), WHY).await.unwrap();
+        assert!(!at_once || swept == 0, "{swept} emails were left pending");
+    };
+    sweep().await;
+    ended(EmailKind::Confirmation, 0)(store.booking_emails(&a, &booking.id).await.unwrap());
+    assert!(claim_all(&store, now() + SignedDuration::from_hours(1)).await.is_empty(), "nothing to send");
+
+    let later = iv("2030-01-02T11:00:00Z", "2030-01-02T11:30:00Z");
+    store.reschedule_booking(&a, &booking.id, later, now()).await.unwrap();
+    sweep().await;
+    ended(EmailKind::Confirmation, 1)(store.booking_emails(&a, &booking.id).await.unwrap());
+    store.cancel_booking(&a, &booking.id, None, now()).await.unwrap();
+    sweep().await;
+    ended(EmailKind::Cancelled, 2)(store.booking_emails(&a, &booking.id).await.unwrap());
+    assert!(claim_all(&store, now() + SignedDuration::from_hours(1)).await.is_empty(), "nothing to send");
+}
+
 pub async fn email_failures_retry_then_fail_and_skips_stick(store: S) {
     let a = tenant(&store, "acme", Mode::Test).await;
     let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
