@@ -87,8 +87,8 @@ impl Interval {
 ///
 /// Beside the intervals it keeps what subtraction reads: the same time rounded out to whole
 /// seconds and merged into disjoint spans. Their starts and ends both ascend, so a search can
-/// jump by binary search over the busy time that lies between two free spans (most of it, when
-/// people's working hours overlap for a few hours a day) instead of walking it.
+/// jump (galloping search) over the busy time that lies between two free spans (most of it,
+/// when people's working hours overlap for a few hours a day) instead of walking it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Timeline(std::sync::Arc<Busy>);
 
