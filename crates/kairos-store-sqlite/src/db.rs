@@ -79,7 +79,14 @@ pub(crate) fn open(path: &Path, writer: bool, synchronous_full: bool) -> Result<
     } else {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let conn = Connection::open_with_flags(path, flags).map_err(error)?;
+    let conn = if writer {
+        // The writer's WAL frames go to the file in one write per commit (see kairos-sqlite-vfs).
+        let vfs = kairos_sqlite_vfs::register().map_err(StoreError::Backend)?;
+        Connection::open_with_flags_and_vfs(path, flags, vfs)
+    } else {
+        Connection::open_with_flags(path, flags)
+    }
+    .map_err(error)?;
     conn.busy_timeout(Duration::from_secs(10)).map_err(error)?;
     conn.set_prepared_statement_cache_capacity(64);
     let sync = if synchronous_full { "FULL" } else { "NORMAL" };
