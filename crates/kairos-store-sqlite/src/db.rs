@@ -89,6 +89,11 @@ pub(crate) fn open(path: &Path, writer: bool, synchronous_full: bool) -> Result<
     .map_err(error)?;
     conn.busy_timeout(Duration::from_secs(10)).map_err(error)?;
     conn.set_prepared_statement_cache_capacity(64);
+    // Plans from the SQL alone: otherwise a statement whose plan may depend on a bound value
+    // (any `LIMIT ?n`) is compiled again every time it is bound (SQLite's STAT4 build), which
+    // the webhook fan-out and every list endpoint did on each call. Partial indexes are matched
+    // on literals in our SQL, never on bound values, so no plan is lost.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(error)?;
     let sync = if synchronous_full { "FULL" } else { "NORMAL" };
     let pragmas = if writer {
         // No automatic checkpoints on this connection: the `Checkpointer` does them.
