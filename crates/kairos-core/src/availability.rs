@@ -12,7 +12,7 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::interval::{self, Interval, Span, Timeline, secs_up};
-use crate::schedule::Schedule;
+use crate::schedule::{Clocks, Schedule};
 use crate::zone::Zone;
 
 /// Whether every member must be free, or any one of the pool.
@@ -125,8 +125,8 @@ impl<'a> SlotSearch<'a> {
         around.widened(ANCHOR_MARGIN, ANCHOR_MARGIN)
     }
 
-    fn base_working(&self, span: Interval) -> Option<Vec<Span>> {
-        self.base.map(|b| spans_inside(&b.working_intervals(span)))
+    fn base_working(&self, span: Interval, clocks: &mut Clocks) -> Option<Vec<Span>> {
+        self.base.map(|b| spans_inside(&b.working_intervals_with(span, clocks)))
     }
 
     /// Busy time widens by the buffers the other way round: a slot needs `buffer_before` free
@@ -149,13 +149,15 @@ impl<'a> SlotSearch<'a> {
 
     fn find_collective(&self) -> Vec<Slot> {
         let span = self.span(self.window);
-        let mut working = match self.base_working(span) {
+        let mut clocks = Clocks::default();
+        let mut working = match self.base_working(span, &mut clocks) {
             Some(w) => w,
             None if self.members.is_empty() => return Vec::new(),
             None => vec![Span::inside(&span)],
         };
         for m in self.members {
-            working = interval::intersect(&working, &spans_inside(&m.schedule.working_intervals(span)));
+            working =
+                interval::intersect(&working, &spans_inside(&m.schedule.working_intervals_with(span, &mut clocks)));
         }
         let (ws, we) = (secs_up(self.widen().0), secs_up(self.widen().1));
         let mut free = interval::subtract(&working, self.base_busy.spans(), ws, we);
@@ -179,9 +181,10 @@ impl<'a> SlotSearch<'a> {
         let span = self.span(self.window);
         let (ws, we) = (secs_up(self.widen().0), secs_up(self.widen().1));
         // What every slot needs: the base's hours and every required member's, all free.
-        let mut shared = self.base_working(span).unwrap_or_else(|| vec![Span::inside(&span)]);
+        let mut clocks = Clocks::default();
+        let mut shared = self.base_working(span, &mut clocks).unwrap_or_else(|| vec![Span::inside(&span)]);
         for m in self.members.iter().filter(|m| m.required) {
-            shared = interval::intersect(&shared, &spans_inside(&m.schedule.working_intervals(span)));
+            shared = interval::intersect(&shared, &spans_inside(&m.schedule.working_intervals_with(span, &mut clocks)));
         }
         let mut shared_free = interval::subtract(&shared, self.base_busy.spans(), ws, we);
         for m in self.members.iter().filter(|m| m.required) {
@@ -190,7 +193,7 @@ impl<'a> SlotSearch<'a> {
         let counts = DayCounts::new(self.rules.daily_limit);
         let mut found: Vec<(Interval, usize)> = Vec::new();
         for (index, m) in self.members.iter().enumerate().filter(|(_, m)| !m.required) {
-            let own = spans_inside(&m.schedule.working_intervals(span));
+            let own = spans_inside(&m.schedule.working_intervals_with(span, &mut clocks));
             let working = interval::intersect(&shared, &own);
             let free = interval::subtract(&interval::intersect(&shared_free, &own), m.busy.spans(), ws, we);
             self.candidates(&working, &free, &counts, |interval| {
@@ -270,8 +273,9 @@ impl<'a> SlotSearch<'a> {
         let span = self.span(candidate);
         let (ws, we) = self.widen();
         let hits = |busy: &[Interval]| busy.iter().any(|b| b.widened(ws, we).overlaps(&candidate));
+        let mut clocks = Clocks::default();
         if let Some(base) = self.base {
-            if !covers(&base.working_intervals(span), candidate) {
+            if !covers(&base.working_intervals_with(span, &mut clocks), candidate) {
                 return Err(Unavailable::OutsideWorkingHours { member: None });
             }
         } else if self.members.is_empty() {
@@ -290,7 +294,7 @@ impl<'a> SlotSearch<'a> {
         let mut free = Vec::new();
         let mut first_pool_problem = None;
         for (index, m) in self.members.iter().enumerate() {
-            let problem = if !covers(&m.schedule.working_intervals(span), candidate) {
+            let problem = if !covers(&m.schedule.working_intervals_with(span, &mut clocks), candidate) {
                 Some(Unavailable::OutsideWorkingHours { member: Some(index) })
             } else if hits(m.busy) {
                 Some(Unavailable::Busy { member: Some(index) })

@@ -348,11 +348,24 @@ impl Schedule {
     /// The working time of every local day that touches `span`, as sorted, disjoint UTC
     /// intervals. Intervals are not clipped to `span`: their starts anchor the slot grid.
     pub fn working_intervals(&self, span: Interval) -> Vec<Interval> {
-        let tz = self.timezone.tz();
-        let first = span.start().to_zoned(tz.clone()).date().yesterday().unwrap_or(jiff::civil::Date::MIN);
-        let last = span.end().to_zoned(tz.clone()).date();
+        self.working_intervals_with(span, &mut Clocks::default())
+    }
+
+    /// [`Schedule::working_intervals`], sharing what `clocks` learnt of this schedule's zone
+    /// from other schedules in it (a search over ten people in one zone looks its transitions
+    /// up once, not ten times).
+    pub fn working_intervals_with(&self, span: Interval, clocks: &mut Clocks) -> Vec<Interval> {
+        let stretch = clocks.of(&self.timezone);
+        let mut to_instant = LocalToInstant { tz: self.timezone.tz(), stretch: *stretch };
+        let out = self.working_intervals_in(span, &mut to_instant);
+        *stretch = to_instant.stretch;
+        out
+    }
+
+    fn working_intervals_in(&self, span: Interval, to_instant: &mut LocalToInstant<'_>) -> Vec<Interval> {
+        let first = to_instant.date_of(span.start()).yesterday().unwrap_or(jiff::civil::Date::MIN);
+        let last = to_instant.date_of(span.end());
         let Some(mut midnight) = naive_midnight(first) else { return Vec::new() };
-        let mut to_instant = LocalToInstant::new(tz);
         let mut out = Vec::new();
         let (mut day, mut weekday) = (first, first.weekday());
         let no_overrides = self.date_overrides.is_empty();
@@ -388,7 +401,39 @@ fn naive_midnight(day: Date) -> Option<i64> {
     jiff::tz::Offset::UTC.to_timestamp(day.to_datetime(jiff::civil::Time::midnight())).ok().map(|t| t.as_second())
 }
 
-/// Local times to instants in one zone, fast for runs of nearby times.
+/// What one search has learnt of each zone it converted times in: the stretch of time around
+/// the last conversion in which the zone's offset is fixed. A search holds one; schedules in
+/// the same zone then share it.
+#[derive(Debug, Default)]
+pub struct Clocks {
+    /// By zone name; a search meets a handful of zones, so a list is the fastest map.
+    zones: Vec<(String, Stretch)>,
+}
+
+impl Clocks {
+    fn of(&mut self, zone: &Zone) -> &mut Stretch {
+        let at = match self.zones.iter().position(|(name, _)| name == zone.name()) {
+            Some(at) => at,
+            None => {
+                self.zones.push((zone.name().to_string(), Stretch::default()));
+                self.zones.len() - 1
+            }
+        };
+        &mut self.zones[at].1
+    }
+}
+
+/// A zone's offset in seconds, valid for instants in `[from, until)` (Unix seconds), which
+/// lies at least two days inside the stretch between two of its transitions. Empty at first.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stretch {
+    offset: i64,
+    from: i64,
+    until: i64,
+}
+
+/// Local times to instants in one zone, and instants to local dates, fast for runs of nearby
+/// times.
 ///
 /// jiff's conversion searches the zone's transitions (and, for future years, evaluates its
 /// POSIX rule) on every call. Between two transitions the offset is fixed, so while a time is
@@ -398,25 +443,18 @@ fn naive_midnight(day: Date) -> Option<i64> {
 /// the stretch is refreshed around its answer.
 struct LocalToInstant<'a> {
     tz: &'a jiff::tz::TimeZone,
-    /// Offset in seconds, valid for instants in `[from, until)` (Unix seconds).
-    offset: i64,
-    from: i64,
-    until: i64,
+    stretch: Stretch,
 }
 
 const MARGIN: i64 = 2 * DAY;
 
-impl<'a> LocalToInstant<'a> {
-    fn new(tz: &'a jiff::tz::TimeZone) -> Self {
-        Self { tz, offset: 0, from: 0, until: 0 }
-    }
-
+impl LocalToInstant<'_> {
     /// The instant at which local `time` happens `plus_days` after `day`, whose naive midnight
     /// is `midnight` (`24:00` is the following midnight).
     fn at(&mut self, midnight: i64, day: Date, plus_days: i64, time: LocalTime) -> Option<Timestamp> {
         let naive = midnight + plus_days * DAY + i64::from(time.0) * 60;
-        let guess = naive - self.offset;
-        if self.from <= guess && guess < self.until {
+        let guess = naive - self.stretch.offset;
+        if self.stretch.from <= guess && guess < self.stretch.until {
             return Timestamp::from_second(guess).ok();
         }
         let local = day
@@ -424,15 +462,32 @@ impl<'a> LocalToInstant<'a> {
             .checked_add(((plus_days * 24 * 60) + i64::from(time.0)).minutes())
             .ok()?;
         let exact = self.tz.to_ambiguous_timestamp(local).compatible().ok()?;
-        self.offset = i64::from(self.tz.to_offset(exact).seconds());
+        self.learn(exact);
+        Some(exact)
+    }
+
+    /// The local date at `instant`.
+    fn date_of(&mut self, instant: Timestamp) -> Date {
+        let second = instant.as_second();
+        if !(self.stretch.from <= second && second < self.stretch.until) {
+            self.learn(instant);
+        }
+        match jiff::tz::Offset::from_seconds(self.stretch.offset as i32) {
+            Ok(offset) => offset.to_datetime(instant).date(),
+            Err(_) => instant.to_zoned(self.tz.clone()).date(),
+        }
+    }
+
+    /// Refreshes the stretch around `exact`.
+    fn learn(&mut self, exact: Timestamp) {
+        let offset = i64::from(self.tz.to_offset(exact).seconds());
         // The transition at or before `exact` (jiff's `preceding` is strict: when `exact` is
         // itself a transition, e.g. a time in a gap moved forward onto it, the offset starts
         // there, not at the transition before).
         let probe = exact.checked_add(SignedDuration::from_secs(1)).unwrap_or(exact);
         let before = self.tz.preceding(probe).next().map_or(i64::MIN / 2, |t| t.timestamp().as_second());
         let after = self.tz.following(exact).next().map_or(i64::MAX / 2, |t| t.timestamp().as_second());
-        (self.from, self.until) = (before + MARGIN, after - MARGIN);
-        Some(exact)
+        self.stretch = Stretch { offset, from: before + MARGIN, until: after - MARGIN };
     }
 }
 
@@ -524,7 +579,7 @@ mod tests {
         ) {
             let zone = Zone::parse(zone).unwrap();
             let origin: Date = "1960-01-01".parse().unwrap();
-            let mut fast = LocalToInstant::new(zone.tz());
+            let mut fast = LocalToInstant { tz: zone.tz(), stretch: Stretch::default() };
             // In the order given: correctness must not depend on calls being in time order.
             for (offset, minutes) in times {
                 let day = origin.checked_add((start_day + offset).days()).unwrap();
@@ -535,6 +590,29 @@ mod tests {
                 let yesterday = day.yesterday().unwrap();
                 let via = fast.at(naive_midnight(yesterday).unwrap(), yesterday, 1, time);
                 proptest::prop_assert_eq!(via, got, "{} {} {} via the day before", zone.name(), day, time);
+                // And back: the local date at that instant, and a second before it.
+                if let Some(at) = got {
+                    for instant in [at, at - SignedDuration::from_secs(1)] {
+                        let date = fast.date_of(instant);
+                        proptest::prop_assert_eq!(date, instant.to_zoned(zone.tz().clone()).date(), "{} {}", zone.name(), instant);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn schedules_sharing_clocks_get_what_each_gets_alone(
+            zones in proptest::collection::vec(proptest::sample::select(vec!["America/New_York", "Europe/Berlin",
+                "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]), 1..6),
+            start in 1_700_000_000i64..1_900_000_000,
+            days in 1i64..40,
+        ) {
+            let span = Interval::new(Timestamp::from_second(start).unwrap(), Timestamp::from_second(start + days * DAY).unwrap()).unwrap();
+            let mut clocks = Clocks::default();
+            // Twice over: the second round starts from what the first learnt.
+            for zone in zones.iter().chain(zones.iter()) {
+                let s = schedule(zone, r#"{"monday":[{"start":"09:00","end":"17:00"}],"friday":[{"start":"22:00","end":"02:30"}],"sunday":[{"start":"01:30","end":"03:30"}]}"#);
+                proptest::prop_assert_eq!(s.working_intervals_with(span, &mut clocks), s.working_intervals(span), "{}", zone);
             }
         }
     }
