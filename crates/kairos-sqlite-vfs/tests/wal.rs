@@ -78,9 +78,21 @@ fn other_connections_see_each_commit_at_once_across_wal_restarts() {
 
 #[test]
 fn recovery_finds_every_commit_even_when_a_transaction_spilled_and_rewrote_frames() {
+    spill_rewrite_and_recover("NORMAL");
+}
+
+/// The same with `synchronous = FULL` (the WAL synced at every commit; Kairos's option for
+/// surviving power loss).
+#[test]
+fn recovery_finds_every_commit_with_full_sync_too() {
+    spill_rewrite_and_recover("FULL");
+}
+
+fn spill_rewrite_and_recover(synchronous: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k.db");
     let mut w = writer(&path);
+    w.execute_batch(&format!("PRAGMA synchronous = {synchronous};")).unwrap();
     // A cache of a few pages makes a large transaction write pages to the WAL before it commits,
     // and write some of them again (in place) before the commit: SQLite then rewrites the
     // checksums of the frames after them.
