@@ -24,8 +24,13 @@
 //! - A process that dies with frames gathered loses only an uncommitted transaction, exactly as
 //!   if it had died between two of SQLite's own writes.
 //!
-//! Only WAL files are wrapped; the database file, journals and temporary files are the default
-//! VFS's own objects, untouched.
+//! - Nothing gathered outlives the connection's hold on the WAL: before it releases the WAL's
+//!   write lock (after a commit, or a rollback that left spilled frames gathered), what is
+//!   gathered is written, so it can never land on frames another connection writes next.
+//!
+//! Only WAL files and database files are wrapped (a database file only to see that lock and the
+//! moment a commit is published); journals and temporary files are the default VFS's own
+//! objects, untouched.
 //!
 //! This is the workspace's only crate with `unsafe` code: a VFS is a table of C callbacks
 //! handed raw pointers. Each `unsafe` block says why it is sound.
@@ -123,13 +128,31 @@ struct WalFile {
     /// Must come first: SQLite sees a `*mut sqlite3_file`.
     base: ffi::sqlite3_file,
     inner: *mut ffi::sqlite3_file,
+    /// The database file this WAL belongs to, while both are open.
+    db: *mut DbFile,
     batch: Batch,
+}
+
+/// A database file: the default VFS's, seen through so that its WAL's gathered frames are
+/// written before the WAL write lock is released and before a commit is published.
+#[repr(C)]
+struct DbFile {
+    /// Must come first: SQLite sees a `*mut sqlite3_file`.
+    base: ffi::sqlite3_file,
+    inner: *mut ffi::sqlite3_file,
+    /// Its open WAL file, if any.
+    wal: *mut WalFile,
 }
 
 /// Where the default VFS's file object starts inside ours (SQLite's allocations are 8-byte
 /// aligned, and so is this offset).
-const INNER_OFFSET: usize = std::mem::size_of::<WalFile>().next_multiple_of(8);
-const _: () = assert!(std::mem::align_of::<WalFile>() <= 8);
+const INNER_OFFSET: usize = {
+    let (wal, db) = (std::mem::size_of::<WalFile>(), std::mem::size_of::<DbFile>());
+    (if wal > db { wal } else { db }).next_multiple_of(8)
+};
+const _: () = assert!(std::mem::align_of::<WalFile>() <= 8 && std::mem::align_of::<DbFile>() <= 8);
+/// The WAL index lock a writer holds for its whole transaction (SQLite's `WAL_WRITE_LOCK`).
+const WAL_WRITE_LOCK: c_int = 0;
 
 /// Frames gathered for one write, and what is known of the file's layout.
 #[derive(Default)]
@@ -158,9 +181,10 @@ unsafe extern "C" fn open(
     let default = *default;
     // SAFETY: `default` is the registered default VFS; its `xOpen` is always set.
     let Some(default_open) = (unsafe { (*default).xOpen }) else { return ffi::SQLITE_ERROR };
-    if flags & ffi::SQLITE_OPEN_WAL == 0 {
-        // Anything but a WAL file is the default VFS's object, in place: our allocation is at
-        // least as large as it needs.
+    let (is_wal, is_db) = (flags & ffi::SQLITE_OPEN_WAL != 0, flags & ffi::SQLITE_OPEN_MAIN_DB != 0);
+    if !is_wal && !is_db {
+        // Journals and temporary files are the default VFS's objects, in place: our allocation
+        // is at least as large as they need.
         // SAFETY: SQLite's arguments, passed on unchanged, with the VFS they belong to.
         return unsafe { default_open(default, name, file, flags, out_flags) };
     }
@@ -184,10 +208,34 @@ unsafe extern "C" fn open(
         unsafe { (*file).pMethods = ptr::null() };
         return rc;
     }
-    let wal = WalFile { base: ffi::sqlite3_file { pMethods: &WAL_METHODS }, inner, batch: Batch::default() };
+    if is_db {
+        let db = DbFile { base: ffi::sqlite3_file { pMethods: &DB_METHODS }, inner, wal: ptr::null_mut() };
+        // SAFETY: `file` is SQLite's allocation for this file, large and aligned enough for a
+        // `DbFile`; it holds nothing to drop yet.
+        unsafe { ptr::write(file.cast::<DbFile>(), db) };
+        return ffi::SQLITE_OK;
+    }
+    // SAFETY: `name` is the WAL's name as SQLite passes it to xOpen, which this function is for.
+    let db = unsafe { ffi::sqlite3_database_file_object(name) };
+    // SAFETY: a database file SQLite opened; its methods table is read, not followed.
+    let db = if !db.is_null() && ptr::eq(unsafe { (*db).pMethods }, &DB_METHODS) {
+        db.cast::<DbFile>()
+    } else {
+        ptr::null_mut()
+    };
+    let wal = file.cast::<WalFile>();
     // SAFETY: `file` is SQLite's allocation for this file, large and aligned enough for a
     // `WalFile`; it holds nothing to drop yet.
-    unsafe { ptr::write(file.cast::<WalFile>(), wal) };
+    unsafe {
+        ptr::write(
+            wal,
+            WalFile { base: ffi::sqlite3_file { pMethods: &WAL_METHODS }, inner, db, batch: Batch::default() },
+        )
+    };
+    if !db.is_null() {
+        // SAFETY: `db` is this connection's open database file, one of ours (checked above).
+        unsafe { (*db).wal = wal };
+    }
     ffi::SQLITE_OK
 }
 
@@ -348,6 +396,11 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: SQLite calls this only on files `open` made, once, from one thread.
     let wal = unsafe { wal(file) };
     let flushed = wal.flush();
+    if !wal.db.is_null() {
+        // SAFETY: the database file outlives its WAL file (SQLite closes the WAL first), and
+        // unlinks itself from it if not.
+        unsafe { (*wal.db).wal = ptr::null_mut() };
+    }
     let closed = match methods(wal).xClose {
         // SAFETY: closing the inner file once, as SQLite closes ours once.
         Some(close) => unsafe { close(wal.inner) },
@@ -409,6 +462,129 @@ pass!(shm_unmap, xShmUnmap(delete: c_int) -> c_int, ffi::SQLITE_OK);
 pass!(fetch, xFetch(offset: i64, amount: c_int, out: *mut *mut c_void) -> c_int, ffi::SQLITE_OK);
 pass!(unfetch, xUnfetch(offset: i64, page: *mut c_void) -> c_int, ffi::SQLITE_OK);
 pass!(shm_barrier, xShmBarrier() -> (), ());
+
+static DB_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    iVersion: 3,
+    xClose: Some(db_close),
+    xRead: Some(db_read),
+    xWrite: Some(db_write),
+    xTruncate: Some(db_truncate),
+    xSync: Some(db_sync),
+    xFileSize: Some(db_file_size),
+    xLock: Some(db_lock),
+    xUnlock: Some(db_unlock),
+    xCheckReservedLock: Some(db_check_reserved_lock),
+    xFileControl: Some(db_file_control),
+    xSectorSize: Some(db_sector_size),
+    xDeviceCharacteristics: Some(db_device_characteristics),
+    xShmMap: Some(db_shm_map),
+    xShmLock: Some(db_shm_lock),
+    xShmBarrier: Some(db_shm_barrier),
+    xShmUnmap: Some(db_shm_unmap),
+    xFetch: Some(db_fetch),
+    xUnfetch: Some(db_unfetch),
+};
+
+/// The `DbFile` behind a file pointer SQLite hands to `DB_METHODS`.
+///
+/// # Safety
+/// As [`wal`], for a database file opened by [`open`].
+unsafe fn db<'a>(file: *mut ffi::sqlite3_file) -> &'a mut DbFile {
+    // SAFETY: the caller's contract.
+    unsafe { &mut *file.cast::<DbFile>() }
+}
+
+impl DbFile {
+    fn methods(&self) -> &'static ffi::sqlite3_io_methods {
+        // SAFETY: `inner` points into this file's allocation, after the `DbFile`.
+        let table = unsafe { (*self.inner).pMethods };
+        // SAFETY: `inner` was opened successfully, so its table is the default VFS's static one.
+        unsafe { &*table }
+    }
+
+    /// Writes what its WAL has gathered. After a commit nothing is (the commit frame sent it);
+    /// after a rollback it is frames past the WAL's end, which SQLite would have written
+    /// already, and which must not wait until after another connection has written there.
+    fn flush_wal(&mut self) -> c_int {
+        if self.wal.is_null() {
+            return ffi::SQLITE_OK;
+        }
+        // SAFETY: the WAL unlinks itself when closed, so a non-null `wal` is open; both files
+        // belong to one connection, used by one thread at a time, and no WAL method is running.
+        unsafe { (*self.wal).flush() }
+    }
+}
+
+/// Defines a database-file method that only does what the default VFS does.
+macro_rules! db_pass {
+    ($name:ident, $method:ident ($($arg:ident: $ty:ty),*) -> $ret:ty, $missing:expr) => {
+        unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> $ret {
+            // SAFETY: SQLite calls this only on files `open` made, from one thread at a time.
+            let db = unsafe { db(file) };
+            match db.methods().$method {
+                // SAFETY: SQLite's arguments, passed on to the inner file's own method.
+                Some(method) => unsafe { method(db.inner $(, $arg)*) },
+                None => $missing,
+            }
+        }
+    };
+}
+
+unsafe extern "C" fn db_close(file: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: SQLite calls this only on files `open` made, once, from one thread.
+    let db = unsafe { db(file) };
+    if !db.wal.is_null() {
+        // SAFETY: the WAL is open (it unlinks itself when closed); it must not reach back here.
+        unsafe { (*db.wal).db = ptr::null_mut() };
+    }
+    match db.methods().xClose {
+        // SAFETY: closing the inner file once, as SQLite closes ours once.
+        Some(close) => unsafe { close(db.inner) },
+        None => ffi::SQLITE_OK,
+    }
+}
+
+unsafe extern "C" fn db_shm_lock(file: *mut ffi::sqlite3_file, offset: c_int, n: c_int, flags: c_int) -> c_int {
+    // SAFETY: SQLite calls this only on files `open` made, from one thread at a time.
+    let db = unsafe { db(file) };
+    if flags & ffi::SQLITE_SHM_UNLOCK != 0 && offset <= WAL_WRITE_LOCK && WAL_WRITE_LOCK < offset + n {
+        // Rolled-back frames only: a failure to write them loses nothing.
+        let _ = db.flush_wal();
+    }
+    match db.methods().xShmLock {
+        // SAFETY: SQLite's arguments, passed on to the inner file's own method.
+        Some(lock) => unsafe { lock(db.inner, offset, n, flags) },
+        None => ffi::SQLITE_IOERR_SHMLOCK,
+    }
+}
+
+unsafe extern "C" fn db_shm_barrier(file: *mut ffi::sqlite3_file) {
+    // SAFETY: SQLite calls this only on files `open` made, from one thread at a time.
+    let db = unsafe { db(file) };
+    // SQLite publishes a commit right after this barrier. The commit frame has sent its batch
+    // already, so there is nothing here but in a case SQLite's code does not have today.
+    let _ = db.flush_wal();
+    if let Some(barrier) = db.methods().xShmBarrier {
+        // SAFETY: passed on to the inner file's own method.
+        unsafe { barrier(db.inner) };
+    }
+}
+
+db_pass!(db_read, xRead(data: *mut c_void, amount: c_int, offset: i64) -> c_int, ffi::SQLITE_IOERR_READ);
+db_pass!(db_write, xWrite(data: *const c_void, amount: c_int, offset: i64) -> c_int, ffi::SQLITE_IOERR_WRITE);
+db_pass!(db_truncate, xTruncate(size: i64) -> c_int, ffi::SQLITE_IOERR_TRUNCATE);
+db_pass!(db_sync, xSync(flags: c_int) -> c_int, ffi::SQLITE_IOERR_FSYNC);
+db_pass!(db_file_size, xFileSize(size: *mut i64) -> c_int, ffi::SQLITE_IOERR_FSTAT);
+db_pass!(db_lock, xLock(level: c_int) -> c_int, ffi::SQLITE_IOERR_LOCK);
+db_pass!(db_unlock, xUnlock(level: c_int) -> c_int, ffi::SQLITE_IOERR_UNLOCK);
+db_pass!(db_check_reserved_lock, xCheckReservedLock(out: *mut c_int) -> c_int, ffi::SQLITE_IOERR_CHECKRESERVEDLOCK);
+db_pass!(db_file_control, xFileControl(op: c_int, arg: *mut c_void) -> c_int, ffi::SQLITE_NOTFOUND);
+db_pass!(db_sector_size, xSectorSize() -> c_int, 4096);
+db_pass!(db_device_characteristics, xDeviceCharacteristics() -> c_int, 0);
+db_pass!(db_shm_map, xShmMap(page: c_int, size: c_int, extend: c_int, out: *mut *mut c_void) -> c_int, ffi::SQLITE_IOERR_SHMMAP);
+db_pass!(db_shm_unmap, xShmUnmap(delete: c_int) -> c_int, ffi::SQLITE_OK);
+db_pass!(db_fetch, xFetch(offset: i64, amount: c_int, out: *mut *mut c_void) -> c_int, ffi::SQLITE_OK);
+db_pass!(db_unfetch, xUnfetch(offset: i64, page: *mut c_void) -> c_int, ffi::SQLITE_OK);
 
 #[cfg(test)]
 mod tests {

@@ -170,3 +170,31 @@ fn child_writer() {
         out.flush().unwrap();
     }
 }
+
+#[test]
+fn a_rolled_back_spill_never_lands_on_another_connections_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let mut a = writer(&path);
+    let mut b = writer(&path);
+    a.execute_batch("PRAGMA cache_size = 5;").unwrap();
+    insert(&mut a, 0, 10, 100);
+    // A spills frames to the WAL, then rolls back: those frames are garbage past the WAL's end.
+    {
+        let tx = a.transaction().unwrap();
+        for id in 0..400 {
+            tx.execute("INSERT INTO t (id, tag, body) VALUES (?1, 'gone', zeroblob(600))", [100_000 + id]).unwrap();
+        }
+        tx.rollback().unwrap();
+    }
+    // B commits into the same stretch of the WAL.
+    insert(&mut b, 10, 410, 600);
+    // A reads (and later writes) again; B's commits must be intact, in the file and for everyone.
+    assert_eq!(count(&a), 410);
+    insert(&mut a, 500, 510, 100);
+    assert_eq!(count(&b), 420);
+    assert_eq!(count(&recovered(&path)), 420);
+    drop(a);
+    drop(b);
+    assert_eq!(count(&Connection::open(&path).unwrap()), 420);
+}
