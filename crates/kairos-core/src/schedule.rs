@@ -355,14 +355,7 @@ impl Schedule {
     /// from other schedules in it (a search over ten people in one zone looks its transitions
     /// up once, not ten times).
     pub fn working_intervals_with(&self, span: Interval, clocks: &mut Clocks) -> Vec<Interval> {
-        let stretch = clocks.of(&self.timezone);
-        let mut to_instant = LocalToInstant { tz: self.timezone.tz(), stretch: *stretch };
-        let out = self.working_intervals_in(span, &mut to_instant);
-        *stretch = to_instant.stretch;
-        out
-    }
-
-    fn working_intervals_in(&self, span: Interval, to_instant: &mut LocalToInstant<'_>) -> Vec<Interval> {
+        let mut to_instant = LocalToInstant { tz: self.timezone.tz(), stretch: clocks.of(&self.timezone) };
         let first = to_instant.date_of(span.start()).yesterday().unwrap_or(jiff::civil::Date::MIN);
         let last = to_instant.date_of(span.end());
         let Some(mut midnight) = naive_midnight(first) else { return Vec::new() };
@@ -443,7 +436,7 @@ struct Stretch {
 /// the stretch is refreshed around its answer.
 struct LocalToInstant<'a> {
     tz: &'a jiff::tz::TimeZone,
-    stretch: Stretch,
+    stretch: &'a mut Stretch,
 }
 
 const MARGIN: i64 = 2 * DAY;
@@ -487,7 +480,7 @@ impl LocalToInstant<'_> {
         let probe = exact.checked_add(SignedDuration::from_secs(1)).unwrap_or(exact);
         let before = self.tz.preceding(probe).next().map_or(i64::MIN / 2, |t| t.timestamp().as_second());
         let after = self.tz.following(exact).next().map_or(i64::MAX / 2, |t| t.timestamp().as_second());
-        self.stretch = Stretch { offset, from: before + MARGIN, until: after - MARGIN };
+        *self.stretch = Stretch { offset, from: before + MARGIN, until: after - MARGIN };
     }
 }
 
@@ -579,7 +572,8 @@ mod tests {
         ) {
             let zone = Zone::parse(zone).unwrap();
             let origin: Date = "1960-01-01".parse().unwrap();
-            let mut fast = LocalToInstant { tz: zone.tz(), stretch: Stretch::default() };
+            let mut stretch = Stretch::default();
+            let mut fast = LocalToInstant { tz: zone.tz(), stretch: &mut stretch };
             // In the order given: correctness must not depend on calls being in time order.
             for (offset, minutes) in times {
                 let day = origin.checked_add((start_day + offset).days()).unwrap();

@@ -271,12 +271,29 @@ unsafe fn wal<'a>(file: *mut ffi::sqlite3_file) -> &'a mut WalFile {
     unsafe { &mut *file.cast::<WalFile>() }
 }
 
-/// The default VFS's methods for the inner file.
-fn methods(wal: &WalFile) -> &'static ffi::sqlite3_io_methods {
-    // SAFETY: `inner` points into this file's allocation, after the `WalFile`.
-    let table = unsafe { (*wal.inner).pMethods };
-    // SAFETY: `inner` was opened successfully, so its table is the default VFS's static one.
-    unsafe { &*table }
+/// One of our file objects: the default VFS's file object lives inside it, opened.
+trait Wrapper {
+    fn inner(&self) -> *mut ffi::sqlite3_file;
+
+    /// The default VFS's methods for the inner file.
+    fn methods(&self) -> &'static ffi::sqlite3_io_methods {
+        // SAFETY: `inner` points into this file's allocation, after our header.
+        let table = unsafe { (*self.inner()).pMethods };
+        // SAFETY: `inner` was opened successfully, so its table is the default VFS's static one.
+        unsafe { &*table }
+    }
+}
+
+impl Wrapper for WalFile {
+    fn inner(&self) -> *mut ffi::sqlite3_file {
+        self.inner
+    }
+}
+
+impl Wrapper for DbFile {
+    fn inner(&self) -> *mut ffi::sqlite3_file {
+        self.inner
+    }
 }
 
 impl WalFile {
@@ -302,7 +319,7 @@ impl WalFile {
     }
 
     fn write_through(&mut self, offset: i64, data: *const u8, len: usize) -> c_int {
-        let Some(write) = methods(self).xWrite else { return ffi::SQLITE_IOERR_WRITE };
+        let Some(write) = self.methods().xWrite else { return ffi::SQLITE_IOERR_WRITE };
         let Ok(len) = c_int::try_from(len) else { return ffi::SQLITE_IOERR_WRITE };
         FILE_WRITES.fetch_add(1, Ordering::Relaxed);
         // SAFETY: `data` points to `len` readable bytes (SQLite's buffer or our batch).
@@ -312,7 +329,7 @@ impl WalFile {
     /// Reads the page size from the WAL header on disk, when SQLite appends to a WAL it did not
     /// start over in this connection.
     fn read_frame_size(&mut self) -> Option<i64> {
-        let read = methods(self).xRead?;
+        let read = self.methods().xRead?;
         let mut header = [0u8; WAL_HEADER as usize];
         // SAFETY: `header` is writable for its length.
         let rc = unsafe { read(self.inner, header.as_mut_ptr().cast(), WAL_HEADER as c_int, 0) };
@@ -401,7 +418,7 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
         // unlinks itself from it if not.
         unsafe { (*wal.db).wal = ptr::null_mut() };
     }
-    let closed = match methods(wal).xClose {
+    let closed = match wal.methods().xClose {
         // SAFETY: closing the inner file once, as SQLite closes ours once.
         Some(close) => unsafe { close(wal.inner) },
         None => ffi::SQLITE_OK,
@@ -422,7 +439,7 @@ macro_rules! after_flush {
             if rc != ffi::SQLITE_OK {
                 return rc;
             }
-            match methods(wal).$method {
+            match wal.methods().$method {
                 // SAFETY: SQLite's arguments, passed on to the inner file's own method.
                 Some(method) => unsafe { method(wal.inner $(, $arg)*) },
                 None => ffi::SQLITE_NOTFOUND,
@@ -431,15 +448,16 @@ macro_rules! after_flush {
     };
 }
 
-/// Defines a method that only does what the default VFS does (nothing to do with writing).
+/// Defines a method that only does what the default VFS does, on a file `$file` (`wal` or
+/// `db`) turns SQLite's pointer into.
 macro_rules! pass {
-    ($name:ident, $method:ident ($($arg:ident: $ty:ty),*) -> $ret:ty, $missing:expr) => {
+    ($file:ident, $name:ident, $method:ident ($($arg:ident: $ty:ty),*) -> $ret:ty, $missing:expr) => {
         unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> $ret {
             // SAFETY: SQLite calls this only on files `open` made, from one thread at a time.
-            let wal = unsafe { wal(file) };
-            match methods(wal).$method {
+            let file = unsafe { $file(file) };
+            match file.methods().$method {
                 // SAFETY: SQLite's arguments, passed on to the inner file's own method.
-                Some(method) => unsafe { method(wal.inner $(, $arg)*) },
+                Some(method) => unsafe { method(file.inner $(, $arg)*) },
                 None => $missing,
             }
         }
@@ -451,17 +469,17 @@ after_flush!(truncate, xTruncate(size: i64));
 after_flush!(sync, xSync(flags: c_int));
 after_flush!(file_size, xFileSize(size: *mut i64));
 after_flush!(file_control, xFileControl(op: c_int, arg: *mut c_void));
-pass!(lock, xLock(level: c_int) -> c_int, ffi::SQLITE_OK);
-pass!(unlock, xUnlock(level: c_int) -> c_int, ffi::SQLITE_OK);
-pass!(check_reserved_lock, xCheckReservedLock(out: *mut c_int) -> c_int, ffi::SQLITE_OK);
-pass!(sector_size, xSectorSize() -> c_int, 4096);
-pass!(device_characteristics, xDeviceCharacteristics() -> c_int, 0);
-pass!(shm_map, xShmMap(page: c_int, size: c_int, extend: c_int, out: *mut *mut c_void) -> c_int, ffi::SQLITE_IOERR_SHMMAP);
-pass!(shm_lock, xShmLock(offset: c_int, n: c_int, flags: c_int) -> c_int, ffi::SQLITE_IOERR_SHMLOCK);
-pass!(shm_unmap, xShmUnmap(delete: c_int) -> c_int, ffi::SQLITE_OK);
-pass!(fetch, xFetch(offset: i64, amount: c_int, out: *mut *mut c_void) -> c_int, ffi::SQLITE_OK);
-pass!(unfetch, xUnfetch(offset: i64, page: *mut c_void) -> c_int, ffi::SQLITE_OK);
-pass!(shm_barrier, xShmBarrier() -> (), ());
+pass!(wal, lock, xLock(level: c_int) -> c_int, ffi::SQLITE_OK);
+pass!(wal, unlock, xUnlock(level: c_int) -> c_int, ffi::SQLITE_OK);
+pass!(wal, check_reserved_lock, xCheckReservedLock(out: *mut c_int) -> c_int, ffi::SQLITE_OK);
+pass!(wal, sector_size, xSectorSize() -> c_int, 4096);
+pass!(wal, device_characteristics, xDeviceCharacteristics() -> c_int, 0);
+pass!(wal, shm_map, xShmMap(page: c_int, size: c_int, extend: c_int, out: *mut *mut c_void) -> c_int, ffi::SQLITE_IOERR_SHMMAP);
+pass!(wal, shm_lock, xShmLock(offset: c_int, n: c_int, flags: c_int) -> c_int, ffi::SQLITE_IOERR_SHMLOCK);
+pass!(wal, shm_unmap, xShmUnmap(delete: c_int) -> c_int, ffi::SQLITE_OK);
+pass!(wal, fetch, xFetch(offset: i64, amount: c_int, out: *mut *mut c_void) -> c_int, ffi::SQLITE_OK);
+pass!(wal, unfetch, xUnfetch(offset: i64, page: *mut c_void) -> c_int, ffi::SQLITE_OK);
+pass!(wal, shm_barrier, xShmBarrier() -> (), ());
 
 static DB_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     iVersion: 3,
@@ -495,13 +513,6 @@ unsafe fn db<'a>(file: *mut ffi::sqlite3_file) -> &'a mut DbFile {
 }
 
 impl DbFile {
-    fn methods(&self) -> &'static ffi::sqlite3_io_methods {
-        // SAFETY: `inner` points into this file's allocation, after the `DbFile`.
-        let table = unsafe { (*self.inner).pMethods };
-        // SAFETY: `inner` was opened successfully, so its table is the default VFS's static one.
-        unsafe { &*table }
-    }
-
     /// Writes what its WAL has gathered. After a commit nothing is (the commit frame sent it);
     /// after a rollback it is frames past the WAL's end, which SQLite would have written
     /// already, and which must not wait until after another connection has written there.
@@ -513,21 +524,6 @@ impl DbFile {
         // belong to one connection, used by one thread at a time, and no WAL method is running.
         unsafe { (*self.wal).flush() }
     }
-}
-
-/// Defines a database-file method that only does what the default VFS does.
-macro_rules! db_pass {
-    ($name:ident, $method:ident ($($arg:ident: $ty:ty),*) -> $ret:ty, $missing:expr) => {
-        unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> $ret {
-            // SAFETY: SQLite calls this only on files `open` made, from one thread at a time.
-            let db = unsafe { db(file) };
-            match db.methods().$method {
-                // SAFETY: SQLite's arguments, passed on to the inner file's own method.
-                Some(method) => unsafe { method(db.inner $(, $arg)*) },
-                None => $missing,
-            }
-        }
-    };
 }
 
 unsafe extern "C" fn db_close(file: *mut ffi::sqlite3_file) -> c_int {
@@ -570,21 +566,21 @@ unsafe extern "C" fn db_shm_barrier(file: *mut ffi::sqlite3_file) {
     }
 }
 
-db_pass!(db_read, xRead(data: *mut c_void, amount: c_int, offset: i64) -> c_int, ffi::SQLITE_IOERR_READ);
-db_pass!(db_write, xWrite(data: *const c_void, amount: c_int, offset: i64) -> c_int, ffi::SQLITE_IOERR_WRITE);
-db_pass!(db_truncate, xTruncate(size: i64) -> c_int, ffi::SQLITE_IOERR_TRUNCATE);
-db_pass!(db_sync, xSync(flags: c_int) -> c_int, ffi::SQLITE_IOERR_FSYNC);
-db_pass!(db_file_size, xFileSize(size: *mut i64) -> c_int, ffi::SQLITE_IOERR_FSTAT);
-db_pass!(db_lock, xLock(level: c_int) -> c_int, ffi::SQLITE_IOERR_LOCK);
-db_pass!(db_unlock, xUnlock(level: c_int) -> c_int, ffi::SQLITE_IOERR_UNLOCK);
-db_pass!(db_check_reserved_lock, xCheckReservedLock(out: *mut c_int) -> c_int, ffi::SQLITE_IOERR_CHECKRESERVEDLOCK);
-db_pass!(db_file_control, xFileControl(op: c_int, arg: *mut c_void) -> c_int, ffi::SQLITE_NOTFOUND);
-db_pass!(db_sector_size, xSectorSize() -> c_int, 4096);
-db_pass!(db_device_characteristics, xDeviceCharacteristics() -> c_int, 0);
-db_pass!(db_shm_map, xShmMap(page: c_int, size: c_int, extend: c_int, out: *mut *mut c_void) -> c_int, ffi::SQLITE_IOERR_SHMMAP);
-db_pass!(db_shm_unmap, xShmUnmap(delete: c_int) -> c_int, ffi::SQLITE_OK);
-db_pass!(db_fetch, xFetch(offset: i64, amount: c_int, out: *mut *mut c_void) -> c_int, ffi::SQLITE_OK);
-db_pass!(db_unfetch, xUnfetch(offset: i64, page: *mut c_void) -> c_int, ffi::SQLITE_OK);
+pass!(db, db_read, xRead(data: *mut c_void, amount: c_int, offset: i64) -> c_int, ffi::SQLITE_IOERR_READ);
+pass!(db, db_write, xWrite(data: *const c_void, amount: c_int, offset: i64) -> c_int, ffi::SQLITE_IOERR_WRITE);
+pass!(db, db_truncate, xTruncate(size: i64) -> c_int, ffi::SQLITE_IOERR_TRUNCATE);
+pass!(db, db_sync, xSync(flags: c_int) -> c_int, ffi::SQLITE_IOERR_FSYNC);
+pass!(db, db_file_size, xFileSize(size: *mut i64) -> c_int, ffi::SQLITE_IOERR_FSTAT);
+pass!(db, db_lock, xLock(level: c_int) -> c_int, ffi::SQLITE_IOERR_LOCK);
+pass!(db, db_unlock, xUnlock(level: c_int) -> c_int, ffi::SQLITE_IOERR_UNLOCK);
+pass!(db, db_check_reserved_lock, xCheckReservedLock(out: *mut c_int) -> c_int, ffi::SQLITE_IOERR_CHECKRESERVEDLOCK);
+pass!(db, db_file_control, xFileControl(op: c_int, arg: *mut c_void) -> c_int, ffi::SQLITE_NOTFOUND);
+pass!(db, db_sector_size, xSectorSize() -> c_int, 4096);
+pass!(db, db_device_characteristics, xDeviceCharacteristics() -> c_int, 0);
+pass!(db, db_shm_map, xShmMap(page: c_int, size: c_int, extend: c_int, out: *mut *mut c_void) -> c_int, ffi::SQLITE_IOERR_SHMMAP);
+pass!(db, db_shm_unmap, xShmUnmap(delete: c_int) -> c_int, ffi::SQLITE_OK);
+pass!(db, db_fetch, xFetch(offset: i64, amount: c_int, out: *mut *mut c_void) -> c_int, ffi::SQLITE_OK);
+pass!(db, db_unfetch, xUnfetch(offset: i64, page: *mut c_void) -> c_int, ffi::SQLITE_OK);
 
 #[cfg(test)]
 mod tests {
